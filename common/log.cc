@@ -1,0 +1,96 @@
+#include "common/log.h"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+
+namespace fd::log {
+namespace {
+
+std::atomic<int> g_level{static_cast<int>(Level::info)};
+
+const char* level_name(Level level) {
+  switch (level) {
+    case Level::debug:
+      return "debug";
+    case Level::info:
+      return "info";
+    case Level::warn:
+      return "warn";
+    case Level::error:
+      return "error";
+  }
+  return "info";
+}
+
+}  // namespace
+
+void set_level(Level level) { g_level.store(static_cast<int>(level), std::memory_order_relaxed); }
+
+bool parse_level(std::string_view text, Level* out) {
+  for (Level l : {Level::debug, Level::info, Level::warn, Level::error}) {
+    if (text == level_name(l)) {
+      *out = l;
+      return true;
+    }
+  }
+  return false;
+}
+
+bool enabled(Level level) {
+  return static_cast<int>(level) >= g_level.load(std::memory_order_relaxed);
+}
+
+std::string timestamp_now() {
+  using namespace std::chrono;
+  auto now = system_clock::now();
+  auto ms = duration_cast<milliseconds>(now.time_since_epoch()).count();
+  std::time_t secs = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[48];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                static_cast<int>(ms % 1000));
+  return buf;
+}
+
+void write_raw(std::string_view line) {
+  const char* p = line.data();
+  size_t left = line.size();
+  while (left > 0) {
+    ssize_t n = ::write(STDOUT_FILENO, p, left);
+    if (n < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      return;
+    }
+    p += n;
+    left -= static_cast<size_t>(n);
+  }
+}
+
+void write(Level level, std::string_view msg, nlohmann::json fields) {
+  if (!enabled(level)) {
+    return;
+  }
+  nlohmann::json line = nlohmann::json::object();
+  line["ts"] = timestamp_now();
+  line["level"] = level_name(level);
+  line["msg"] = msg;
+  if (fields.is_object()) {
+    for (auto& [k, v] : fields.items()) {
+      line[k] = std::move(v);
+    }
+  }
+  std::string out = line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  out.push_back('\n');
+  write_raw(out);
+}
+
+}  // namespace fd::log

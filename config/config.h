@@ -1,0 +1,105 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace fd::config {
+
+using Duration = std::chrono::milliseconds;
+
+// Where a value was written in the YAML file (1-based), so validation and reload can report
+// FILE:LINE:COL. {0, 0} for values that were defaulted or built in code (quick mode).
+struct Mark {
+  int line = 0;
+  int col = 0;
+};
+
+// "host:port", "[v6]:port" or "*:port", split. |host| is empty for "*" and never has brackets.
+struct HostPort {
+  std::string host;
+  uint16_t port = 0;
+};
+
+struct Listener {
+  std::string address;  // as written, e.g. "0.0.0.0:443"
+  HostPort endpoint;
+  bool tls = false;
+  bool redirect_https = false;
+  Mark mark;
+};
+
+struct Certificate {
+  std::string cert;  // PEM: leaf first, then chain
+  std::string key;   // PEM private key
+  Mark mark;
+};
+
+struct Tls {
+  std::string min_version = "1.2";  // "1.2" | "1.3"
+  std::vector<Certificate> certificates;
+};
+
+struct ServerSpec {
+  std::string address;  // as written, "app-1:8000"
+  HostPort endpoint;
+  int weight = 1;
+  Mark mark;
+};
+
+struct Upstream {
+  std::string name;
+  std::vector<ServerSpec> servers;
+  std::string balance = "round_robin";
+  Duration connect_timeout{3000};
+  // Longest wait for the next byte from the server once the request has been sent (nginx's
+  // proxy_read_timeout): before any response byte it yields a 504.
+  Duration response_timeout{60000};
+  // Pooled keep-alive connections to each server: how many idle ones each worker keeps, and
+  // how long an idle one is kept.
+  uint32_t max_idle_connections = 256;
+  Duration idle_timeout{60000};
+  Mark mark;
+};
+
+struct RouteMatch {
+  std::string host;               // empty = any host; "*.example.com" matches one or more labels
+  std::string path_prefix = "/";  // plain byte prefix of the request path
+};
+
+struct Route {
+  RouteMatch match;
+  std::string upstream;
+  Mark mark;
+  Mark upstream_mark;
+};
+
+struct Log {
+  std::string level = "info";  // debug | info | warn | error
+  bool access = true;
+};
+
+struct Limits {
+  uint32_t max_connections = 10000;  // per process
+  Duration header_timeout{10000};    // whole request head, counted from accept / previous request
+  Duration idle_timeout{60000};      // keep-alive idle between requests
+  uint32_t max_header_bytes = 65536;
+  uint64_t max_body_bytes = 0;  // 0 = unlimited
+};
+
+// One complete, validated configuration. Immutable once built: the proxy shares it between
+// threads as shared_ptr<const Config>.
+struct Config {
+  std::string source;  // file path it was loaded from, or "<quick>"
+  std::vector<Listener> listeners;
+  Tls tls;
+  std::vector<Upstream> upstreams;
+  std::vector<Route> routes;
+  Log log;
+  Limits limits;
+  Duration shutdown_timeout{10000};
+  unsigned workers = 0;  // 0 = auto (one per CPU core)
+};
+
+}  // namespace fd::config

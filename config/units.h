@@ -1,0 +1,19 @@
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+
+#include "common/result.h"
+#include "config/config.h"
+
+namespace fd::config {
+
+// Parses a duration with a unit: "250ms", "5s", "2m", "1h", "30d". The number is a non-negative
+// integer; there is no default unit ("5" is an error). Overflow is an error.
+Result<Duration> parse_duration(std::string_view text);
+
+// Parses "host:port", "[v6addr]:port" or "*:port" / ":port" (any address). The port must be
+// 1..65535; a bare host without port is an error. The host is returned without brackets.
+Result<HostPort> parse_host_port(std::string_view text);
+
+}  // namespace fd::config

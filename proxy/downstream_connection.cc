@@ -1,0 +1,332 @@
+#include "proxy/downstream_connection.h"
+
+#include <cstdio>
+
+#include "common/log.h"
+#include "proxy/access_log.h"
+#include "proxy/worker.h"
+
+namespace fd::proxy {
+namespace {
+
+// Response bytes below this in the output buffer let a paused upstream resume.
+constexpr size_t WRITE_LOW_WATERMARK = 64 * 1024;
+// Unparsed input beyond the head limit that we accept before libevent stops reading.
+constexpr size_t INPUT_SLACK = 64 * 1024;
+// How long we keep reading (and discarding) after answering a request we did not read whole,
+// so the client sees our response instead of a reset.
+constexpr std::chrono::milliseconds LINGER_TIME{2000};
+
+}  // namespace
+
+DownstreamConnection::DownstreamConnection(Worker& worker,
+                                           std::shared_ptr<const RuntimeSnapshot> snapshot,
+                                           size_t listener_index, ClientInfo client)
+    : worker_(worker),
+      snapshot_(std::move(snapshot)),
+      listener_(snapshot_->config().listeners[listener_index]),
+      client_(std::move(client)),
+      parser_(Http1Parser::Kind::request, this, snapshot_->config().limits.max_header_bytes),
+      timer_(worker.loop(), [this] { on_timer(); }) {}
+
+DownstreamConnection::~DownstreamConnection() = default;
+
+bool DownstreamConnection::start(int fd) {
+  if (listener_.tls) {
+    transport_ = Transport::accept_tls(worker_.loop(), fd, snapshot_->tls()->new_ssl(), this);
+  } else {
+    transport_ = Transport::accept_tcp(worker_.loop(), fd, this);
+  }
+  if (!transport_) {
+    return false;
+  }
+  const config::Limits& limits = snapshot_->config().limits;
+  transport_->set_watermarks(limits.max_header_bytes + INPUT_SLACK, WRITE_LOW_WATERMARK);
+  // A client that stops reading our response is dropped after the keep-alive idle time.
+  transport_->set_timeouts(std::chrono::milliseconds(0), limits.idle_timeout);
+  phase_ = Phase::head;
+  timer_.arm(limits.header_timeout);
+  return true;
+}
+
+void DownstreamConnection::drain() {
+  keep_alive_ = false;
+  if ((phase_ == Phase::head && !parser_.in_message()) || phase_ == Phase::idle) {
+    close("shutdown");
+  }
+}
+
+void DownstreamConnection::close(const char* why) {
+  if (closed_) {
+    return;
+  }
+  closed_ = true;
+  timer_.cancel();
+  transport_->close();
+  if (exchange_) {
+    exchange_->abort(why);
+    worker_.loop().defer_delete(std::move(exchange_));
+  }
+  worker_.remove(this);
+}
+
+void DownstreamConnection::on_connected() {}
+
+void DownstreamConnection::on_readable() {
+  if (phase_ == Phase::lingering || phase_ == Phase::closing) {
+    evbuffer_drain(transport_->input(), evbuffer_get_length(transport_->input()));
+    return;
+  }
+  process_input();
+}
+
+void DownstreamConnection::process_input() {
+  if (in_process_ || closed_) {
+    return;
+  }
+  in_process_ = true;
+  evbuffer* in = transport_->input();
+  while (!closed_) {
+    if (exchange_done_) {
+      exchange_done_ = false;
+      after_exchange();
+      continue;
+    }
+    if (phase_ == Phase::closing || phase_ == Phase::lingering || request_done_ ||
+        body_paused_ || evbuffer_get_length(in) == 0) {
+      break;
+    }
+    if (phase_ == Phase::idle) {
+      phase_ = Phase::head;
+      timer_.arm(snapshot_->config().limits.header_timeout);
+    }
+    evbuffer_iovec seg;
+    if (evbuffer_peek(in, -1, nullptr, &seg, 1) < 1) {
+      break;
+    }
+    auto out = parser_.execute(static_cast<const char*>(seg.iov_base), seg.iov_len);
+    evbuffer_drain(in, out.consumed);
+    if (out.status != Http1Parser::Status::error) {
+      continue;
+    }
+    log::info("bad request", {{"client", client_.ip}, {"status", out.http_status},
+                              {"reason", out.reason}});
+    if (exchange_) {
+      // The head was fine but the body framing is not: the response cannot be trusted.
+      keep_alive_ = false;
+      exchange_->abort("invalid request body: " + out.reason);
+    } else {
+      const char* text = out.http_status == 431   ? "Request Header Fields Too Large"
+                         : out.http_status == 414 ? "URI Too Long"
+                                                  : "Bad Request";
+      respond_direct(out.http_status, text, std::string(text) + "\n", "", true);
+    }
+  }
+  in_process_ = false;
+}
+
+bool DownstreamConnection::on_head() {
+  timer_.cancel();
+  phase_ = Phase::exchange;
+  RequestHead& req = parser_.request();
+  keep_alive_ = req.keep_alive && !worker_.draining();
+  if (listener_.redirect_https) {
+    std::string host = request_host(req);
+    if (host.empty()) {
+      respond_direct(400, "Bad Request", "a Host header is required\n", "", true);
+      return false;
+    }
+    uint16_t port = snapshot_->https_port();
+    std::string location = "https://" + host + (port != 443 ? ":" + std::to_string(port) : "") +
+                           std::string(request_path(req.target));
+    respond_direct(308, "Permanent Redirect", "redirecting to " + location + "\n",
+                   "Location: " + location + "\r\n", req.has_body());
+    return false;
+  }
+  exchange_ = std::make_unique<Exchange>(*this, worker_, snapshot_, std::move(req));
+  exchange_->start();
+  return false;
+}
+
+void DownstreamConnection::on_body(const char* data, size_t len) {
+  if (exchange_ && !exchange_done_) {
+    exchange_->on_request_body(data, len);
+  }
+}
+
+void DownstreamConnection::on_message_complete() {
+  request_done_ = true;
+  if (exchange_ && !exchange_done_) {
+    exchange_->on_request_complete();
+  }
+}
+
+void DownstreamConnection::send_head(const ResponseHead& head) {
+  evbuffer* out = transport_->output();
+  if (head.status < 200) {
+    std::string interim = build_downstream_response(head, BodyFraming::none, false);
+    evbuffer_add(out, interim.data(), interim.size());
+    return;
+  }
+  const RequestHead& req = exchange_->request();
+  bool http10 = req.version_major == 1 && req.version_minor == 0;
+  framing_ = response_framing(head, exchange_->head_request(), http10);
+  if (framing_ == BodyFraming::until_close || worker_.draining()) {
+    keep_alive_ = false;
+  }
+  std::string text = build_downstream_response(head, framing_, !keep_alive_);
+  evbuffer_add(out, text.data(), text.size());
+}
+
+void DownstreamConnection::send_body(const char* data, size_t len) {
+  evbuffer* out = transport_->output();
+  if (framing_ == BodyFraming::none || len == 0) {
+    return;
+  }
+  if (framing_ == BodyFraming::chunked) {
+    char size_line[24];
+    int n = std::snprintf(size_line, sizeof size_line, "%zx\r\n", len);
+    evbuffer_add(out, size_line, static_cast<size_t>(n));
+    evbuffer_add(out, data, len);
+    evbuffer_add(out, "\r\n", 2);
+    return;
+  }
+  evbuffer_add(out, data, len);
+}
+
+void DownstreamConnection::send_end() {
+  if (framing_ == BodyFraming::chunked) {
+    evbuffer_add(transport_->output(), "0\r\n\r\n", 5);
+  }
+}
+
+size_t DownstreamConnection::buffered() const {
+  return evbuffer_get_length(transport_->output());
+}
+
+void DownstreamConnection::pause_request_body(bool paused) {
+  if (body_paused_ == paused || closed_) {
+    return;
+  }
+  body_paused_ = paused;
+  transport_->enable_read(!paused);
+  if (!paused) {
+    process_input();
+  }
+}
+
+void DownstreamConnection::reset() { keep_alive_ = false; }
+
+void DownstreamConnection::on_exchange_done() {
+  exchange_done_ = true;
+  process_input();
+}
+
+void DownstreamConnection::after_exchange() {
+  if (exchange_) {
+    worker_.loop().defer_delete(std::move(exchange_));
+  }
+  if (body_paused_) {
+    body_paused_ = false;
+    transport_->enable_read(true);
+  }
+  if (!keep_alive_ || !request_done_ || worker_.draining()) {
+    close_after_flush(!request_done_);
+    return;
+  }
+  request_done_ = false;
+  framing_ = BodyFraming::none;
+  parser_.next_message();
+  phase_ = Phase::idle;
+  timer_.arm(snapshot_->config().limits.idle_timeout);
+}
+
+void DownstreamConnection::respond_direct(int status, const char* reason, const std::string& body,
+                                          const std::string& extra_headers, bool close_after) {
+  if (close_after) {
+    keep_alive_ = false;
+  }
+  std::string text = "HTTP/1.1 " + std::to_string(status) + " " + reason +
+                     "\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: " +
+                     std::to_string(body.size()) + "\r\n" + extra_headers +
+                     (keep_alive_ ? "" : "Connection: close\r\n") + "\r\n" + body;
+  evbuffer_add(transport_->output(), text.data(), text.size());
+  if (snapshot_->config().log.access && parser_.head_complete()) {
+    const RequestHead& req = parser_.request();
+    AccessRecord r;
+    r.client = &client_.ip;
+    r.method = &req.method;
+    r.host = request_host(req);
+    r.path = std::string(request_path(req.target));
+    r.status = status;
+    r.bytes_out = body.size();
+    write_access_line(r);
+  }
+  exchange_done_ = true;
+}
+
+void DownstreamConnection::close_after_flush(bool linger) {
+  phase_ = Phase::closing;
+  linger_ = linger;
+  timer_.cancel();
+  if (buffered() == 0) {
+    finish_close();
+  }
+}
+
+void DownstreamConnection::finish_close() {
+  transport_->shutdown_tls();
+  if (!linger_) {
+    close("done");
+    return;
+  }
+  phase_ = Phase::lingering;
+  transport_->shutdown_write();
+  transport_->enable_read(true);
+  timer_.arm(LINGER_TIME);
+}
+
+void DownstreamConnection::on_drained() {
+  if (phase_ == Phase::closing) {
+    if (buffered() == 0) {
+      finish_close();
+    }
+    return;
+  }
+  if (exchange_ && !exchange_done_) {
+    exchange_->on_downstream_drained();
+  }
+}
+
+void DownstreamConnection::on_closed(bool eof, bool timeout, const std::string& reason) {
+  if (phase_ != Phase::lingering && !(eof && phase_ == Phase::head && !parser_.in_message())) {
+    log::debug("client connection closed",
+               {{"client", client_.ip}, {"eof", eof}, {"timeout", timeout}, {"reason", reason}});
+  }
+  close(eof ? "client closed the connection" : timeout ? "client write timeout" : "client error");
+}
+
+void DownstreamConnection::on_timer() {
+  switch (phase_) {
+    case Phase::head:
+      if (parser_.in_message()) {
+        respond_direct(408, "Request Timeout", "request head not received in time\n", "", true);
+        process_input();
+      } else {
+        close("header timeout");
+      }
+      return;
+    case Phase::idle:
+      if (buffered() > 0) {
+        timer_.arm(snapshot_->config().limits.idle_timeout);
+      } else {
+        close("idle timeout");
+      }
+      return;
+    default:
+      close("timeout");
+      return;
+  }
+}
+
+}  // namespace fd::proxy

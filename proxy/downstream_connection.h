@@ -1,0 +1,105 @@
+#pragma once
+
+#include <list>
+#include <memory>
+#include <string>
+
+#include "proxy/downstream_stream.h"
+#include "proxy/event_loop.h"
+#include "proxy/exchange.h"
+#include "proxy/header_rewrite.h"
+#include "proxy/http1_parser.h"
+#include "proxy/snapshot.h"
+#include "proxy/transport.h"
+
+namespace fd::proxy {
+
+class Worker;
+
+// One client connection speaking HTTP/1.1 over TCP or TLS. Owns its transport, parser, timers
+// and the current Exchange; handles one request at a time (pipelined ones wait in the input
+// buffer). Owned by its Worker; every way out goes through close(), which unlinks it and
+// defer-deletes it.
+class DownstreamConnection : public Deferrable,
+                             public DownstreamStream,
+                             private Transport::Handler,
+                             private Http1Parser::Handler {
+ public:
+  DownstreamConnection(Worker& worker, std::shared_ptr<const RuntimeSnapshot> snapshot,
+                       size_t listener_index, ClientInfo client);
+  ~DownstreamConnection() override;
+
+  // Wraps the accepted |fd| (ownership taken). False if the transport could not be made; the
+  // caller then drops the connection.
+  bool start(int fd);
+
+  // Graceful shutdown: close now if idle, else after the current response.
+  void drain();
+  // The single close path: stops I/O and timers, aborts the exchange, unlinks, defer-deletes.
+  void close(const char* why);
+
+  // Set by the worker when it links the connection, used to unlink it in O(1).
+  std::list<std::unique_ptr<DownstreamConnection>>::iterator self;
+
+  // DownstreamStream
+  void send_head(const ResponseHead& head) override;
+  void send_body(const char* data, size_t len) override;
+  void send_end() override;
+  size_t buffered() const override;
+  void pause_request_body(bool paused) override;
+  void reset() override;
+  void on_exchange_done() override;
+  const ClientInfo& client() const override { return client_; }
+
+ private:
+  enum class Phase {
+    handshake,  // TLS handshake or waiting for the first byte of the first request
+    head,       // receiving a request head
+    exchange,   // an exchange is running
+    idle,       // keep-alive, between requests
+    closing,    // flushing the last bytes before closing
+    lingering,  // output done, discarding what the client still sends before closing
+  };
+
+  // Transport::Handler
+  void on_readable() override;
+  void on_drained() override;
+  void on_connected() override;
+  void on_closed(bool eof, bool timeout, const std::string& reason) override;
+  // Http1Parser::Handler
+  bool on_head() override;
+  void on_body(const char* data, size_t len) override;
+  void on_message_complete() override;
+
+  // Parses buffered input and advances between requests; re-entrant calls return at once.
+  void process_input();
+  // After an exchange: keep-alive to the next request, or close.
+  void after_exchange();
+  // Answers without an exchange (parse errors, redirects, timeouts), then closes or continues.
+  void respond_direct(int status, const char* reason, const std::string& body,
+                      const std::string& extra_headers, bool close_after);
+  void close_after_flush(bool linger);
+  void finish_close();
+  void on_timer();
+
+  Worker& worker_;
+  std::shared_ptr<const RuntimeSnapshot> snapshot_;
+  const config::Listener& listener_;
+  ClientInfo client_;
+  std::unique_ptr<Transport> transport_;
+  Http1Parser parser_;
+  std::unique_ptr<Exchange> exchange_;
+  Phase phase_ = Phase::handshake;
+  BodyFraming framing_ = BodyFraming::none;
+  bool keep_alive_ = true;      // the current request allows another one after it
+  bool request_done_ = false;   // the current request has been read completely
+  bool exchange_done_ = false;  // the exchange finished; after_exchange() pending
+  bool body_paused_ = false;
+  bool in_process_ = false;
+  bool closed_ = false;
+  bool linger_ = false;
+  // Declared last: destroyed first, so its callback never sees a half-destroyed connection.
+  Timer timer_;
+};
+
+}  // namespace fd::proxy

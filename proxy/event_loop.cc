@@ -1,0 +1,88 @@
+#include "proxy/event_loop.h"
+
+#include <cstdlib>
+
+#include "common/log.h"
+
+namespace fd::proxy {
+
+EventLoop::EventLoop() {
+  base_ = event_base_new();
+  if (base_ == nullptr) {
+    log::error("event_base_new failed");
+    std::abort();
+  }
+  post_event_ = event_new(base_, -1, 0, &EventLoop::on_posted, this);
+  defer_event_ = event_new(base_, -1, 0, &EventLoop::on_deferred, this);
+}
+
+EventLoop::~EventLoop() {
+  // Objects still waiting for deletion may own events on this base: free them first.
+  while (!deferred_.empty()) {
+    auto batch = std::move(deferred_);
+    deferred_.clear();
+    batch.clear();
+  }
+  event_free(post_event_);
+  event_free(defer_event_);
+  event_base_free(base_);
+}
+
+void EventLoop::run() { event_base_loop(base_, EVLOOP_NO_EXIT_ON_EMPTY); }
+
+void EventLoop::exit() { event_base_loopbreak(base_); }
+
+void EventLoop::post(std::function<void()> fn) {
+  {
+    std::lock_guard<std::mutex> lock(post_mutex_);
+    posted_.push_back(std::move(fn));
+  }
+  event_active(post_event_, 0, 0);
+}
+
+void EventLoop::on_posted(evutil_socket_t, short, void* arg) {
+  auto* self = static_cast<EventLoop*>(arg);
+  std::vector<std::function<void()>> batch;
+  {
+    std::lock_guard<std::mutex> lock(self->post_mutex_);
+    batch.swap(self->posted_);
+  }
+  for (auto& fn : batch) {
+    fn();
+  }
+}
+
+void EventLoop::defer_delete(std::unique_ptr<Deferrable> obj) {
+  if (deferred_.empty()) {
+    event_active(defer_event_, 0, 0);
+  }
+  deferred_.push_back(std::move(obj));
+}
+
+void EventLoop::on_deferred(evutil_socket_t, short, void* arg) {
+  auto* self = static_cast<EventLoop*>(arg);
+  // Swap first: destructors that defer more objects land in a fresh vector and a new pass.
+  auto batch = std::move(self->deferred_);
+  self->deferred_.clear();
+  batch.clear();
+}
+
+Timer::Timer(EventLoop& loop, std::function<void()> cb)
+    : cb_(std::move(cb)), ev_(evtimer_new(loop.base(), &Timer::on_fire, this)) {}
+
+Timer::~Timer() { event_free(ev_); }
+
+void Timer::arm(std::chrono::milliseconds after) {
+  timeval tv{};
+  tv.tv_sec = static_cast<time_t>(after.count() / 1000);
+  tv.tv_usec = static_cast<suseconds_t>((after.count() % 1000) * 1000);
+  evtimer_add(ev_, &tv);
+}
+
+void Timer::cancel() { evtimer_del(ev_); }
+
+bool Timer::armed() const { return evtimer_pending(ev_, nullptr) != 0; }
+
+void Timer::on_fire(evutil_socket_t, short, void* arg) { static_cast<Timer*>(arg)->cb_(); }
+
+}  // namespace fd::proxy

@@ -1,0 +1,76 @@
+#pragma once
+
+#include <event2/event.h>
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+namespace fd::proxy {
+
+// Base for objects that must not be destroyed while one of their callbacks is on the stack
+// (connections, exchanges). They die only in EventLoop's deferred-delete pass.
+class Deferrable {
+ public:
+  virtual ~Deferrable() = default;
+};
+
+// One libevent event_base, owned by one thread. post() is the only call other threads may make.
+class EventLoop {
+ public:
+  EventLoop();
+  ~EventLoop();
+  EventLoop(const EventLoop&) = delete;
+  EventLoop& operator=(const EventLoop&) = delete;
+
+  event_base* base() const { return base_; }
+
+  // Runs until exit() is called or nothing is left to wait for. Loop thread.
+  void run();
+  // Makes run() return after the current callbacks. Loop thread.
+  void exit();
+
+  // Queues |fn| to run on the loop thread. Thread-safe; the only cross-thread entry point.
+  void post(std::function<void()> fn);
+
+  // Takes ownership of |obj| and destroys it on a later pass of this loop, after every callback
+  // now on the stack has returned. Loop thread. A destructor that defers again is handled on
+  // the following pass.
+  void defer_delete(std::unique_ptr<Deferrable> obj);
+
+ private:
+  static void on_posted(evutil_socket_t, short, void* arg);
+  static void on_deferred(evutil_socket_t, short, void* arg);
+
+  event_base* base_;
+  event* post_event_;
+  event* defer_event_;
+  std::mutex post_mutex_;
+  std::vector<std::function<void()>> posted_;
+  std::vector<std::unique_ptr<Deferrable>> deferred_;
+};
+
+// A one-shot timer on a loop. Stops itself when destroyed, so declare it after everything its
+// callback touches: it dies first.
+class Timer {
+ public:
+  Timer(EventLoop& loop, std::function<void()> cb);
+  ~Timer();
+  Timer(const Timer&) = delete;
+  Timer& operator=(const Timer&) = delete;
+
+  // (Re)starts the timer; any pending expiry is replaced.
+  void arm(std::chrono::milliseconds after);
+  void cancel();
+  bool armed() const;
+
+ private:
+  static void on_fire(evutil_socket_t, short, void* arg);
+
+  std::function<void()> cb_;
+  event* ev_;
+};
+
+}  // namespace fd::proxy

@@ -1,0 +1,343 @@
+#include "proxy/exchange.h"
+
+#include <cstdio>
+
+#include "common/log.h"
+#include "proxy/access_log.h"
+#include "proxy/header_rewrite.h"
+#include "proxy/worker.h"
+
+namespace fd::proxy {
+namespace {
+
+// Above this many queued request bytes the client is paused until upstream drains them.
+constexpr size_t REQUEST_HIGH_WATERMARK = 256 * 1024;
+// Above this many queued response bytes the upstream is paused until the client drains them.
+constexpr size_t RESPONSE_HIGH_WATERMARK = 256 * 1024;
+
+const char* reason_phrase(int status) {
+  switch (status) {
+    case 400:
+      return "Bad Request";
+    case 404:
+      return "Not Found";
+    case 408:
+      return "Request Timeout";
+    case 413:
+      return "Content Too Large";
+    case 414:
+      return "URI Too Long";
+    case 431:
+      return "Request Header Fields Too Large";
+    case 502:
+      return "Bad Gateway";
+    case 503:
+      return "Service Unavailable";
+    case 504:
+      return "Gateway Timeout";
+    default:
+      return "Error";
+  }
+}
+
+bool idempotent(const std::string& method) {
+  return method == "GET" || method == "HEAD" || method == "OPTIONS" || method == "PUT" ||
+         method == "DELETE" || method == "TRACE";
+}
+
+}  // namespace
+
+Exchange::Exchange(DownstreamStream& stream, Worker& worker,
+                   std::shared_ptr<const RuntimeSnapshot> snapshot, RequestHead request)
+    : stream_(stream),
+      worker_(worker),
+      snapshot_(std::move(snapshot)),
+      request_(std::move(request)),
+      pending_(evbuffer_new()),
+      started_(std::chrono::steady_clock::now()) {}
+
+Exchange::~Exchange() {
+  release_upstream();
+  evbuffer_free(pending_);
+}
+
+void Exchange::start() {
+  const std::string* client_id = request_.find("x-request-id");
+  request_id_ = client_id != nullptr && is_valid_request_id(*client_id) ? *client_id
+                                                                          : worker_.next_request_id();
+  const config::Config& cfg = snapshot_->config();
+  if (cfg.limits.max_body_bytes > 0 && request_.content_length > 0 &&
+      static_cast<uint64_t>(request_.content_length) > cfg.limits.max_body_bytes) {
+    respond_local(413, "request body larger than the limit");
+    return;
+  }
+  std::string host = request_host(request_);
+  auto group = snapshot_->router().route(host, request_path(request_.target));
+  if (!group) {
+    respond_local(404, "no route for this host and path");
+    return;
+  }
+  group_ = &snapshot_->group(*group);
+  if (group_->servers.empty()) {
+    respond_local(503, "no upstream server");
+    return;
+  }
+  server_ = group_->servers[group_->round_robin.next(group_->servers.size())];
+  server_->active.fetch_add(1, std::memory_order_relaxed);
+  server_->requests.fetch_add(1, std::memory_order_relaxed);
+  const ClientInfo& client = stream_.client();
+  ForwardContext ctx{client.ip, client.tls ? "https" : "http", request_id_};
+  upstream_head_ = build_upstream_request(request_, ctx);
+  evbuffer_add(pending_, upstream_head_.data(), upstream_head_.size());
+  lease_connection(true);
+}
+
+void Exchange::lease_connection(bool allow_pooled) {
+  if (allow_pooled) {
+    upstream_ = worker_.pool().take(*server_);
+  }
+  if (upstream_) {
+    upstream_->begin_request(this, head_request());
+    state_ = State::forwarding;
+    flush_pending();
+    return;
+  }
+  Listener* self = this;
+  upstream_ = std::make_unique<UpstreamConnection>(worker_.loop(), server_, self);
+  auto rc = upstream_->connect(group_->settings->connect_timeout);
+  if (!rc) {
+    error_ = rc.error().message;
+    worker_.loop().defer_delete(std::move(upstream_));
+    respond_local(502, "could not connect to the upstream server");
+    return;
+  }
+  upstream_->begin_request(this, head_request());
+  state_ = State::connecting;
+}
+
+void Exchange::on_upstream_connected() {
+  state_ = State::forwarding;
+  flush_pending();
+}
+
+void Exchange::flush_pending() {
+  evbuffer_add_buffer(upstream_->output(), pending_);
+  if (request_done_) {
+    upstream_->request_sent(group_->settings->response_timeout);
+  }
+  if (evbuffer_get_length(upstream_->output()) < REQUEST_HIGH_WATERMARK) {
+    stream_.pause_request_body(false);
+  }
+}
+
+evbuffer* Exchange::request_sink() const {
+  return state_ == State::forwarding ? upstream_->output() : pending_;
+}
+
+void Exchange::queue_request_bytes(const char* data, size_t len) {
+  evbuffer* sink = request_sink();
+  evbuffer_add(sink, data, len);
+  if (evbuffer_get_length(sink) >= REQUEST_HIGH_WATERMARK) {
+    stream_.pause_request_body(true);
+  }
+}
+
+void Exchange::on_request_body(const char* data, size_t len) {
+  bytes_in_ += len;
+  if (state_ == State::done || len == 0) {
+    return;
+  }
+  uint64_t limit = snapshot_->config().limits.max_body_bytes;
+  if (limit > 0 && bytes_in_ > limit) {
+    if (response_head_sent_) {
+      abort("request body larger than the limit");
+    } else {
+      respond_local(413, "request body larger than the limit");
+    }
+    return;
+  }
+  body_sent_ = true;
+  if (request_.chunked) {
+    char size_line[24];
+    int n = std::snprintf(size_line, sizeof size_line, "%zx\r\n", len);
+    queue_request_bytes(size_line, static_cast<size_t>(n));
+    queue_request_bytes(data, len);
+    queue_request_bytes("\r\n", 2);
+  } else {
+    queue_request_bytes(data, len);
+  }
+}
+
+void Exchange::on_request_complete() {
+  request_done_ = true;
+  if (state_ == State::done) {
+    return;
+  }
+  if (request_.chunked) {
+    queue_request_bytes("0\r\n\r\n", 5);
+  }
+  if (state_ == State::forwarding) {
+    upstream_->request_sent(group_->settings->response_timeout);
+  }
+}
+
+void Exchange::on_upstream_drained() {
+  if (evbuffer_get_length(upstream_->output()) < REQUEST_HIGH_WATERMARK) {
+    stream_.pause_request_body(false);
+  }
+}
+
+void Exchange::on_upstream_head(ResponseHead& head) {
+  if (head.status == 101) {
+    // Protocol upgrades are not proxied yet: refuse rather than relay a half-working tunnel.
+    error_ = "upstream switched protocols";
+    return;
+  }
+  if (head.status >= 200) {
+    status_ = head.status;
+    response_head_sent_ = true;
+  }
+  stream_.send_head(head);
+}
+
+void Exchange::on_upstream_body(const char* data, size_t len) {
+  if (state_ == State::done) {
+    return;
+  }
+  bytes_out_ += len;
+  stream_.send_body(data, len);
+  if (!upstream_paused_ && stream_.buffered() >= RESPONSE_HIGH_WATERMARK) {
+    upstream_paused_ = true;
+    upstream_->pause_reading(true);
+  }
+}
+
+void Exchange::on_downstream_drained() {
+  if (upstream_paused_ && upstream_ && stream_.buffered() < RESPONSE_HIGH_WATERMARK) {
+    upstream_paused_ = false;
+    upstream_->pause_reading(false);
+  }
+}
+
+void Exchange::on_upstream_complete() {
+  if (!response_head_sent_) {
+    respond_local(502, "invalid response from the upstream server");
+    return;
+  }
+  stream_.send_end();
+  finish();
+}
+
+void Exchange::on_upstream_failure(UpstreamFailure failure, const std::string& reason) {
+  error_ = reason;
+  if (response_head_sent_) {
+    log::warn("upstream failed mid-response", {{"upstream", server_->address},
+                                               {"reason", reason},
+                                               {"request_id", request_id_}});
+    status_ = status_ == 0 ? 502 : status_;
+    stream_.reset();
+    finish();
+    return;
+  }
+  // A pooled connection the server closed while we reused it: the request never reached the
+  // application, so it is safe to send once more on a fresh connection.
+  bool stale = upstream_ && upstream_->reused() && !upstream_->response_started() &&
+               failure == UpstreamFailure::closed;
+  if (stale && !retried_ && !body_sent_ && idempotent(request_.method)) {
+    retried_ = true;
+    worker_.loop().defer_delete(std::move(upstream_));
+    evbuffer_drain(pending_, evbuffer_get_length(pending_));
+    evbuffer_add(pending_, upstream_head_.data(), upstream_head_.size());
+    lease_connection(false);
+    return;
+  }
+  log::warn("upstream request failed", {{"upstream", server_->address},
+                                         {"reason", reason},
+                                         {"request_id", request_id_}});
+  if (failure == UpstreamFailure::timeout) {
+    respond_local(504, "the upstream server did not answer in time");
+  } else {
+    respond_local(502, "the upstream server failed");
+  }
+}
+
+void Exchange::respond_local(int status, const std::string& text) {
+  if (state_ == State::done) {
+    return;
+  }
+  status_ = status;
+  std::string body = std::to_string(status) + " " + reason_phrase(status) + ": " + text + "\n";
+  ResponseHead head;
+  head.status = status;
+  head.reason = reason_phrase(status);
+  head.headers.push_back({"Content-Type", "text/plain; charset=utf-8"});
+  head.headers.push_back({"Content-Length", std::to_string(body.size())});
+  if (!request_id_.empty()) {
+    head.headers.push_back({"X-Request-Id", request_id_});
+  }
+  if (status == 503) {
+    head.headers.push_back({"Retry-After", "1"});
+  }
+  head.content_length = static_cast<int64_t>(body.size());
+  response_head_sent_ = true;
+  stream_.send_head(head);
+  bytes_out_ += body.size();
+  stream_.send_body(body.data(), body.size());
+  stream_.send_end();
+  finish();
+}
+
+void Exchange::abort(const std::string& reason) {
+  if (state_ == State::done) {
+    return;
+  }
+  error_ = reason;
+  if (status_ == 0) {
+    status_ = 499;  // nginx's code for "client closed the request"
+  }
+  finish();
+}
+
+void Exchange::release_upstream() {
+  if (server_ && state_ != State::done) {
+    server_->active.fetch_sub(1, std::memory_order_relaxed);
+  }
+  if (!upstream_) {
+    return;
+  }
+  if (upstream_->reusable() && request_done_ && group_ != nullptr) {
+    worker_.pool().put(std::move(upstream_), group_->settings->max_idle_connections,
+                       group_->settings->idle_timeout);
+  } else {
+    worker_.loop().defer_delete(std::move(upstream_));
+  }
+}
+
+void Exchange::finish() {
+  release_upstream();
+  state_ = State::done;
+  write_access_log();
+  stream_.on_exchange_done();
+}
+
+void Exchange::write_access_log() {
+  if (!snapshot_->config().log.access) {
+    return;
+  }
+  AccessRecord r;
+  r.client = &stream_.client().ip;
+  r.method = &request_.method;
+  r.host = request_host(request_);
+  r.path = std::string(request_path(request_.target));
+  r.status = status_;
+  r.bytes_in = bytes_in_;
+  r.bytes_out = bytes_out_;
+  r.duration_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() -
+                                                            started_).count();
+  r.upstream = server_ ? server_->address : std::string();
+  r.request_id = request_id_;
+  r.error = error_;
+  write_access_line(r);
+}
+
+}  // namespace fd::proxy

@@ -1,0 +1,89 @@
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "proxy/downstream_stream.h"
+#include "proxy/event_loop.h"
+#include "proxy/http_message.h"
+#include "proxy/snapshot.h"
+#include "proxy/upstream_connection.h"
+
+namespace fd::proxy {
+
+class Worker;
+
+// One request and its response: routing, server choice, the upstream connection lease, header
+// rewriting, body streaming with backpressure both ways, proxy-made errors and the access log.
+// Owned by its DownstreamStream; dies through EventLoop::defer_delete.
+class Exchange : public Deferrable, private UpstreamConnection::Listener {
+ public:
+  enum class State {
+    routing,        // head received, nothing sent upstream yet
+    connecting,     // waiting for an upstream connection
+    forwarding,     // request going upstream, waiting for or relaying the response
+    done,           // response complete or reset; only waits to be deleted
+  };
+
+  // |request| is the parsed head; |snapshot| is the configuration this request runs under.
+  Exchange(DownstreamStream& stream, Worker& worker,
+           std::shared_ptr<const RuntimeSnapshot> snapshot, RequestHead request);
+  ~Exchange() override;
+
+  // Routes the request and starts it upstream, or answers it locally (404, 413, 502...).
+  void start();
+  void on_request_body(const char* data, size_t len);
+  void on_request_complete();
+  // The client took response bytes: resume reading from upstream if we had paused.
+  void on_downstream_drained();
+  // The client went away or the stream failed: release everything, log, finish.
+  void abort(const std::string& reason);
+
+  const RequestHead& request() const { return request_; }
+  State state() const { return state_; }
+  bool head_request() const { return request_.method == "HEAD"; }
+
+ private:
+  void on_upstream_connected() override;
+  void on_upstream_head(ResponseHead& head) override;
+  void on_upstream_body(const char* data, size_t len) override;
+  void on_upstream_complete() override;
+  void on_upstream_failure(UpstreamFailure failure, const std::string& reason) override;
+  void on_upstream_drained() override;
+
+  // Sends a short plain-text response made by the proxy and finishes the exchange.
+  void respond_local(int status, const std::string& text);
+  void lease_connection(bool allow_pooled);
+  // Moves what was queued while connecting into the connection's output.
+  void flush_pending();
+  evbuffer* request_sink() const;
+  void queue_request_bytes(const char* data, size_t len);
+  void release_upstream();
+  void finish();
+  void write_access_log();
+
+  DownstreamStream& stream_;
+  Worker& worker_;
+  std::shared_ptr<const RuntimeSnapshot> snapshot_;
+  RequestHead request_;
+  std::string request_id_;
+  std::string upstream_head_;
+  UpstreamGroup* group_ = nullptr;
+  std::shared_ptr<UpstreamServer> server_;
+  std::unique_ptr<UpstreamConnection> upstream_;
+  evbuffer* pending_;  // request bytes queued before the connection is up
+  State state_ = State::routing;
+  bool request_done_ = false;
+  bool body_sent_ = false;  // body bytes have left for upstream: not replayable any more
+  bool response_head_sent_ = false;
+  bool upstream_paused_ = false;
+  bool retried_ = false;
+  int status_ = 0;
+  uint64_t bytes_in_ = 0;
+  uint64_t bytes_out_ = 0;
+  std::string error_;
+  std::chrono::steady_clock::time_point started_;
+};
+
+}  // namespace fd::proxy

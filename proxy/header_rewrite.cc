@@ -1,0 +1,200 @@
+#include "proxy/header_rewrite.h"
+
+#include <array>
+
+namespace fd::proxy {
+namespace {
+
+constexpr std::array<std::string_view, 7> HOP_BY_HOP = {
+    "connection", "keep-alive", "te", "trailer", "transfer-encoding", "upgrade", "proxy-connection",
+};
+
+bool starts_with_ci(std::string_view s, std::string_view prefix) {
+  return s.size() >= prefix.size() && iequals(s.substr(0, prefix.size()), prefix);
+}
+
+// True for headers that describe one hop only, including those the Connection headers name.
+bool is_hop_by_hop(std::string_view name, const std::vector<Header>& headers) {
+  for (auto h : HOP_BY_HOP) {
+    if (iequals(name, h)) {
+      return true;
+    }
+  }
+  if (starts_with_ci(name, "proxy-")) {
+    return true;
+  }
+  for (const auto& h : headers) {
+    if (iequals(h.name, "connection") && has_token(h.value, name)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+void append_header(std::string* out, std::string_view name, std::string_view value) {
+  out->append(name);
+  out->append(": ");
+  out->append(value);
+  out->append("\r\n");
+}
+
+std::string forwarded_node(std::string_view ip) {
+  // RFC 7239: IPv6 addresses are bracketed and the value quoted.
+  if (ip.find(':') != std::string_view::npos) {
+    return "\"[" + std::string(ip) + "]\"";
+  }
+  return std::string(ip);
+}
+
+std::string forwarded_host(std::string_view host) {
+  for (char c : host) {
+    bool token = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                 c == '.' || c == '-';
+    if (!token) {
+      return "\"" + std::string(host) + "\"";
+    }
+  }
+  return std::string(host);
+}
+
+}  // namespace
+
+std::string_view request_path(std::string_view target) {
+  size_t scheme = target.find("://");
+  if (target.empty() || target.front() == '/' || scheme == std::string_view::npos) {
+    return target;
+  }
+  size_t slash = target.find('/', scheme + 3);
+  if (slash == std::string_view::npos) {
+    size_t query = target.find('?', scheme + 3);
+    return query == std::string_view::npos ? std::string_view("/") : target.substr(query);
+  }
+  return target.substr(slash);
+}
+
+std::string normalize_host(std::string_view host) {
+  if (!host.empty() && host.front() == '[') {
+    size_t close = host.find(']');
+    host = host.substr(0, close == std::string_view::npos ? host.size() : close + 1);
+  } else {
+    size_t colon = host.find(':');
+    if (colon != std::string_view::npos && host.find(':', colon + 1) == std::string_view::npos) {
+      host = host.substr(0, colon);
+    }
+  }
+  std::string out(host);
+  for (char& c : out) {
+    if (c >= 'A' && c <= 'Z') {
+      c = static_cast<char>(c + 32);
+    }
+  }
+  return out;
+}
+
+std::string request_host(const RequestHead& req) {
+  const std::string* host = req.find("host");
+  return host != nullptr ? normalize_host(*host) : std::string();
+}
+
+bool is_valid_request_id(std::string_view id) {
+  if (id.empty() || id.size() > 128) {
+    return false;
+  }
+  for (char c : id) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == ':' || c == '-';
+    if (!ok) {
+      return false;
+    }
+  }
+  return true;
+}
+
+std::string build_upstream_request(const RequestHead& req, const ForwardContext& ctx) {
+  std::string out;
+  out.reserve(512);
+  out.append(req.method);
+  out.push_back(' ');
+  out.append(request_path(req.target));
+  out.append(" HTTP/1.1\r\n");
+
+  const std::string* host = req.find("host");
+  std::string xff;
+  std::string forwarded;
+  for (const auto& h : req.headers) {
+    if (is_hop_by_hop(h.name, req.headers)) {
+      continue;
+    }
+    if (iequals(h.name, "x-forwarded-for")) {
+      xff += xff.empty() ? h.value : ", " + h.value;
+      continue;
+    }
+    if (iequals(h.name, "forwarded")) {
+      forwarded += forwarded.empty() ? h.value : ", " + h.value;
+      continue;
+    }
+    if (iequals(h.name, "x-forwarded-proto") || iequals(h.name, "x-forwarded-host") ||
+        iequals(h.name, "x-request-id")) {
+      continue;
+    }
+    append_header(&out, h.name, h.value);
+  }
+  if (req.chunked) {
+    append_header(&out, "Transfer-Encoding", "chunked");
+  }
+  xff += xff.empty() ? std::string(ctx.client_ip) : ", " + std::string(ctx.client_ip);
+  append_header(&out, "X-Forwarded-For", xff);
+  append_header(&out, "X-Forwarded-Proto", ctx.proto);
+  std::string node = "for=" + forwarded_node(ctx.client_ip);
+  if (host != nullptr) {
+    append_header(&out, "X-Forwarded-Host", *host);
+    node += ";host=" + forwarded_host(*host);
+  }
+  node += ";proto=";
+  node += ctx.proto;
+  forwarded += forwarded.empty() ? node : ", " + node;
+  append_header(&out, "Forwarded", forwarded);
+  append_header(&out, "X-Request-Id", ctx.request_id);
+  out.append("\r\n");
+  return out;
+}
+
+BodyFraming response_framing(const ResponseHead& resp, bool head_request, bool client_http10) {
+  if (head_request || resp.status < 200 || resp.status == 204 || resp.status == 304) {
+    return BodyFraming::none;
+  }
+  if (!resp.chunked && resp.content_length >= 0) {
+    return BodyFraming::content_length;
+  }
+  return client_http10 ? BodyFraming::until_close : BodyFraming::chunked;
+}
+
+std::string build_downstream_response(const ResponseHead& resp, BodyFraming framing, bool close) {
+  std::string out;
+  out.reserve(256);
+  out.append("HTTP/1.1 ");
+  out.append(std::to_string(resp.status));
+  out.push_back(' ');
+  out.append(resp.reason);
+  out.append("\r\n");
+  bool keep_length = framing == BodyFraming::content_length || framing == BodyFraming::none;
+  for (const auto& h : resp.headers) {
+    if (is_hop_by_hop(h.name, resp.headers)) {
+      continue;
+    }
+    if (!keep_length && iequals(h.name, "content-length")) {
+      continue;
+    }
+    append_header(&out, h.name, h.value);
+  }
+  if (framing == BodyFraming::chunked) {
+    append_header(&out, "Transfer-Encoding", "chunked");
+  }
+  if (close) {
+    append_header(&out, "Connection", "close");
+  }
+  out.append("\r\n");
+  return out;
+}
+
+}  // namespace fd::proxy

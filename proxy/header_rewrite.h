@@ -1,0 +1,53 @@
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "proxy/http_message.h"
+
+namespace fd::proxy {
+
+// What the proxy knows about the client side of a request, for the forwarding headers.
+struct ForwardContext {
+  std::string_view client_ip;   // textual address, no port: "127.0.0.1", "::1"
+  std::string_view proto;       // "https" or "http"
+  std::string_view request_id;  // the id this request carries upstream and in the access log
+};
+
+// How a message body is framed on the wire we write.
+enum class BodyFraming {
+  none,            // no body (HEAD, 204, 304, 1xx, or a request without one)
+  content_length,  // Content-Length as received
+  chunked,         // Transfer-Encoding: chunked, written by us
+  until_close,     // body ends when we close the connection (HTTP/1.0 client)
+};
+
+// Serializes |req| for the upstream as an HTTP/1.1 request head (ending in CRLF CRLF): the
+// target in origin-form, Host passed through, hop-by-hop headers (Connection and the names it
+// lists, Keep-Alive, TE, Trailer, Transfer-Encoding, Upgrade, Proxy-*) removed, X-Forwarded-For
+// and Forwarded appended to, X-Forwarded-Proto, X-Forwarded-Host and X-Request-Id set, and
+// Transfer-Encoding: chunked when the body is chunked.
+std::string build_upstream_request(const RequestHead& req, const ForwardContext& ctx);
+
+// Serializes |resp| for the client: hop-by-hop headers removed, framing headers from |framing|
+// (Content-Length kept only for content_length and none), Connection: close when |close|.
+std::string build_downstream_response(const ResponseHead& resp, BodyFraming framing, bool close);
+
+// The framing a response gets towards the client, from the upstream's head, the request method
+// and the client's HTTP version.
+BodyFraming response_framing(const ResponseHead& resp, bool head_request, bool client_http10);
+
+// A client-sent X-Request-Id is kept when it is 1..128 characters of [A-Za-z0-9._:-].
+bool is_valid_request_id(std::string_view id);
+
+// The request path with its query, for routing and logs: the target itself for origin-form,
+// the part after the authority for absolute-form ("http://h/x?y" -> "/x?y").
+std::string_view request_path(std::string_view target);
+
+// The host the request is for: the Host header, lowercased, without port; "" if none.
+std::string request_host(const RequestHead& req);
+
+// Removes a ":port" suffix (keeping IPv6 brackets) and lowercases.
+std::string normalize_host(std::string_view host);
+
+}  // namespace fd::proxy

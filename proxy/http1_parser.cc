@@ -1,0 +1,177 @@
+#include "proxy/http1_parser.h"
+
+namespace fd::proxy {
+namespace {
+
+Http1Parser* self_of(llhttp_t* p) { return static_cast<Http1Parser*>(p->data); }
+
+void trim_trailing_ws(std::string* s) {
+  while (!s->empty() && (s->back() == ' ' || s->back() == '\t')) {
+    s->pop_back();
+  }
+}
+
+}  // namespace
+
+Http1Parser::Http1Parser(Kind kind, Handler* handler, uint32_t max_head_bytes)
+    : kind_(kind), handler_(handler), max_head_bytes_(max_head_bytes) {
+  llhttp_settings_init(&settings_);
+  settings_.on_message_begin = &Http1Parser::on_message_begin;
+  settings_.on_url = &Http1Parser::on_url;
+  settings_.on_status = &Http1Parser::on_status;
+  settings_.on_header_field = &Http1Parser::on_header_field;
+  settings_.on_header_value = &Http1Parser::on_header_value;
+  settings_.on_header_value_complete = &Http1Parser::on_header_value_complete;
+  settings_.on_headers_complete = &Http1Parser::on_headers_complete;
+  settings_.on_body = &Http1Parser::on_body;
+  settings_.on_message_complete = &Http1Parser::on_message_complete;
+  llhttp_init(&parser_, kind == Kind::request ? HTTP_REQUEST : HTTP_RESPONSE, &settings_);
+  parser_.data = this;
+}
+
+Http1Parser::Outcome Http1Parser::execute(const char* data, size_t len) {
+  llhttp_errno_t err = llhttp_execute(&parser_, data, len);
+  if (err == HPE_OK) {
+    return {Status::more, len, 0, {}};
+  }
+  size_t consumed = static_cast<size_t>(llhttp_get_error_pos(&parser_) - data);
+  if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) {
+    return {Status::message_done, consumed, 0, {}};
+  }
+  Outcome out{Status::error, consumed, 0, {}};
+  out.http_status = limit_status_ != 0 ? limit_status_ : 400;
+  out.reason = std::string(llhttp_errno_name(err)) + ": " + llhttp_get_error_reason(&parser_);
+  return out;
+}
+
+bool Http1Parser::finish() { return llhttp_finish(&parser_) == HPE_OK; }
+
+bool Http1Parser::needs_eof() const { return llhttp_message_needs_eof(&parser_) != 0; }
+
+void Http1Parser::next_message() {
+  llhttp_errno_t err = llhttp_get_errno(&parser_);
+  if (err == HPE_PAUSED_UPGRADE) {
+    llhttp_resume_after_upgrade(&parser_);
+  } else if (err == HPE_PAUSED) {
+    llhttp_resume(&parser_);
+  }
+  in_message_ = false;
+  head_complete_ = false;
+}
+
+bool Http1Parser::count_head(size_t len, bool url) {
+  head_bytes_ += len;
+  if (head_bytes_ <= max_head_bytes_) {
+    return true;
+  }
+  limit_status_ = url ? 414 : 431;
+  llhttp_set_error_reason(&parser_, url ? "request target too long" : "request head too large");
+  return false;
+}
+
+int Http1Parser::on_message_begin(llhttp_t* p) {
+  Http1Parser* self = self_of(p);
+  self->in_message_ = true;
+  self->head_complete_ = false;
+  self->head_bytes_ = 0;
+  self->limit_status_ = 0;
+  self->field_.clear();
+  self->value_.clear();
+  if (self->kind_ == Kind::request) {
+    self->request_ = RequestHead{};
+  } else {
+    self->response_ = ResponseHead{};
+  }
+  return 0;
+}
+
+int Http1Parser::on_url(llhttp_t* p, const char* at, size_t len) {
+  Http1Parser* self = self_of(p);
+  if (!self->count_head(len, true)) {
+    return HPE_USER;
+  }
+  self->request_.target.append(at, len);
+  return 0;
+}
+
+int Http1Parser::on_status(llhttp_t* p, const char* at, size_t len) {
+  Http1Parser* self = self_of(p);
+  if (!self->count_head(len, false)) {
+    return HPE_USER;
+  }
+  self->response_.reason.append(at, len);
+  return 0;
+}
+
+int Http1Parser::on_header_field(llhttp_t* p, const char* at, size_t len) {
+  Http1Parser* self = self_of(p);
+  if (!self->count_head(len, false)) {
+    return HPE_USER;
+  }
+  self->field_.append(at, len);
+  return 0;
+}
+
+int Http1Parser::on_header_value(llhttp_t* p, const char* at, size_t len) {
+  Http1Parser* self = self_of(p);
+  if (!self->count_head(len, false)) {
+    return HPE_USER;
+  }
+  self->value_.append(at, len);
+  return 0;
+}
+
+int Http1Parser::on_header_value_complete(llhttp_t* p) {
+  Http1Parser* self = self_of(p);
+  // Four bytes of framing per line (": " and CRLF) count against the limit too.
+  if (!self->count_head(4, false)) {
+    return HPE_USER;
+  }
+  trim_trailing_ws(&self->value_);
+  auto& headers =
+      self->kind_ == Kind::request ? self->request_.headers : self->response_.headers;
+  headers.push_back(Header{std::move(self->field_), std::move(self->value_)});
+  self->field_.clear();
+  self->value_.clear();
+  return 0;
+}
+
+int Http1Parser::on_headers_complete(llhttp_t* p) {
+  Http1Parser* self = self_of(p);
+  self->head_complete_ = true;
+  bool chunked = (p->flags & F_CHUNKED) != 0;
+  int64_t length = (p->flags & F_CONTENT_LENGTH) != 0 ? static_cast<int64_t>(p->content_length) : -1;
+  bool keep_alive = llhttp_should_keep_alive(p) != 0;
+  if (self->kind_ == Kind::request) {
+    RequestHead& r = self->request_;
+    r.method = llhttp_method_name(static_cast<llhttp_method_t>(p->method));
+    r.version_major = p->http_major;
+    r.version_minor = p->http_minor;
+    r.chunked = chunked;
+    r.content_length = length;
+    r.keep_alive = keep_alive;
+    self->handler_->on_head();
+    return 0;
+  }
+  ResponseHead& r = self->response_;
+  r.status = p->status_code;
+  r.version_major = p->http_major;
+  r.version_minor = p->http_minor;
+  r.chunked = chunked;
+  r.content_length = length;
+  r.keep_alive = keep_alive;
+  return self->handler_->on_head() ? 1 : 0;
+}
+
+int Http1Parser::on_body(llhttp_t* p, const char* at, size_t len) {
+  self_of(p)->handler_->on_body(at, len);
+  return 0;
+}
+
+int Http1Parser::on_message_complete(llhttp_t* p) {
+  Http1Parser* self = self_of(p);
+  self->handler_->on_message_complete();
+  return HPE_PAUSED;
+}
+
+}  // namespace fd::proxy

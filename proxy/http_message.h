@@ -1,0 +1,49 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace fd::proxy {
+
+struct Header {
+  std::string name;
+  std::string value;
+};
+
+// ASCII case-insensitive comparison for header names and tokens.
+bool iequals(std::string_view a, std::string_view b);
+
+// True if the comma-separated token list |list| (a Connection header value) contains |token|.
+bool has_token(std::string_view list, std::string_view token);
+
+struct RequestHead {
+  std::string method;
+  std::string target;  // request-target as sent: origin-form "/path?q" or absolute-form
+  int version_major = 1;
+  int version_minor = 1;
+  std::vector<Header> headers;
+  int64_t content_length = -1;  // -1: none
+  bool chunked = false;
+  bool keep_alive = true;  // llhttp's verdict from version and Connection
+
+  // First header named |name| (case-insensitive), or nullptr.
+  const std::string* find(std::string_view name) const;
+  bool has_body() const { return chunked || content_length > 0; }
+};
+
+struct ResponseHead {
+  int status = 0;
+  std::string reason;
+  int version_major = 1;
+  int version_minor = 1;
+  std::vector<Header> headers;
+  int64_t content_length = -1;
+  bool chunked = false;
+  bool keep_alive = true;
+
+  const std::string* find(std::string_view name) const;
+};
+
+}  // namespace fd::proxy

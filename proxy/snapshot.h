@@ -1,0 +1,51 @@
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/result.h"
+#include "config/config.h"
+#include "proxy/balancer.h"
+#include "proxy/router.h"
+#include "proxy/tls_context.h"
+#include "proxy/upstream_server.h"
+
+namespace fd::proxy {
+
+// An upstream as the data path sees it: its settings and its resolved servers.
+struct UpstreamGroup {
+  const config::Upstream* settings;  // points into the snapshot's Config
+  std::vector<std::shared_ptr<UpstreamServer>> servers;
+  RoundRobin round_robin;
+};
+
+// Everything a request needs from the configuration, built and validated on the main thread and
+// then shared read-only (shared_ptr<const RuntimeSnapshot>) by every worker. A connection keeps
+// the snapshot it was accepted under until it closes.
+class RuntimeSnapshot {
+ public:
+  // Resolves upstream server addresses and loads certificates. Main thread; may block on DNS.
+  static Result<std::shared_ptr<const RuntimeSnapshot>> build(
+      std::shared_ptr<const config::Config> config);
+
+  const config::Config& config() const { return *config_; }
+  const TlsContextSet* tls() const { return tls_.get(); }
+  const Router& router() const { return router_; }
+  // Round-robin state is mutable through a const snapshot: it is an atomic counter.
+  UpstreamGroup& group(size_t i) const { return *groups_[i]; }
+  size_t group_count() const { return groups_.size(); }
+  // Port of the first TLS listener, used by redirect_https; 443 when there is none.
+  uint16_t https_port() const { return https_port_; }
+
+ private:
+  RuntimeSnapshot(std::shared_ptr<const config::Config> config, Router router);
+
+  std::shared_ptr<const config::Config> config_;
+  std::shared_ptr<const TlsContextSet> tls_;
+  Router router_;
+  std::vector<std::unique_ptr<UpstreamGroup>> groups_;
+  uint16_t https_port_ = 443;
+};
+
+}  // namespace fd::proxy

@@ -1,0 +1,139 @@
+#include "proxy/transport.h"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace fd::proxy {
+namespace {
+
+timeval to_timeval(std::chrono::milliseconds ms) {
+  timeval tv{};
+  tv.tv_sec = static_cast<time_t>(ms.count() / 1000);
+  tv.tv_usec = static_cast<suseconds_t>((ms.count() % 1000) * 1000);
+  return tv;
+}
+
+}  // namespace
+
+void Transport::set_nodelay(int fd) {
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
+Transport::Transport(bufferevent* bev, ssl_st* ssl, int fd, Handler* handler)
+    : bev_(bev), ssl_(ssl), fd_(fd), handler_(handler) {}
+
+Transport::~Transport() {
+  bufferevent_free(bev_);
+  if (ssl_ != nullptr) {
+    free_ssl(ssl_);
+  }
+  if (fd_ >= 0) {
+    ::close(fd_);
+  }
+}
+
+std::unique_ptr<Transport> Transport::accept_tcp(EventLoop& loop, int fd, Handler* handler) {
+  set_nodelay(fd);
+  bufferevent* bev = bufferevent_socket_new(loop.base(), fd, 0);
+  if (bev == nullptr) {
+    ::close(fd);
+    return nullptr;
+  }
+  std::unique_ptr<Transport> t(new Transport(bev, nullptr, fd, handler));
+  t->install_callbacks();
+  return t;
+}
+
+Result<std::unique_ptr<Transport>> Transport::connect_tcp(EventLoop& loop, const sockaddr* addr,
+                                                          socklen_t len, Handler* handler) {
+  int fd = ::socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    return make_error(Errc::io, std::string("socket: ") + std::strerror(errno));
+  }
+  set_nodelay(fd);
+  bufferevent* bev = bufferevent_socket_new(loop.base(), fd, 0);
+  if (bev == nullptr) {
+    ::close(fd);
+    return make_error(Errc::internal, "bufferevent_socket_new failed");
+  }
+  std::unique_ptr<Transport> t(new Transport(bev, nullptr, fd, handler));
+  t->install_callbacks();
+  if (bufferevent_socket_connect(bev, addr, static_cast<int>(len)) != 0) {
+    return make_error(Errc::io, std::string("connect: ") + std::strerror(errno));
+  }
+  return t;
+}
+
+void Transport::install_callbacks() {
+  bufferevent_setcb(bev_, &Transport::on_read, &Transport::on_write, &Transport::on_event, this);
+  bufferevent_enable(bev_, EV_READ | EV_WRITE);
+}
+
+void Transport::enable_read(bool on) {
+  if (closed_) {
+    return;
+  }
+  if (on) {
+    bufferevent_enable(bev_, EV_READ);
+  } else {
+    bufferevent_disable(bev_, EV_READ);
+  }
+}
+
+bool Transport::reading() const { return (bufferevent_get_enabled(bev_) & EV_READ) != 0; }
+
+void Transport::set_watermarks(size_t max_input, size_t write_low) {
+  bufferevent_setwatermark(bev_, EV_READ, 0, max_input);
+  bufferevent_setwatermark(bev_, EV_WRITE, write_low, 0);
+}
+
+void Transport::set_timeouts(std::chrono::milliseconds read, std::chrono::milliseconds write) {
+  timeval r = to_timeval(read);
+  timeval w = to_timeval(write);
+  bufferevent_set_timeouts(bev_, read.count() > 0 ? &r : nullptr,
+                           write.count() > 0 ? &w : nullptr);
+}
+
+void Transport::shutdown_write() {
+  if (!closed_ && fd_ >= 0) {
+    ::shutdown(fd_, SHUT_WR);
+  }
+}
+
+void Transport::close() {
+  if (closed_) {
+    return;
+  }
+  closed_ = true;
+  bufferevent_setcb(bev_, nullptr, nullptr, nullptr, nullptr);
+  bufferevent_disable(bev_, EV_READ | EV_WRITE);
+}
+
+void Transport::on_read(bufferevent*, void* arg) {
+  auto* self = static_cast<Transport*>(arg);
+  self->handler_->on_readable();
+}
+
+void Transport::on_write(bufferevent*, void* arg) {
+  auto* self = static_cast<Transport*>(arg);
+  self->handler_->on_drained();
+}
+
+void Transport::on_event(bufferevent*, short what, void* arg) {
+  auto* self = static_cast<Transport*>(arg);
+  if ((what & BEV_EVENT_CONNECTED) != 0) {
+    self->handler_->on_connected();
+    return;
+  }
+  bool eof = (what & BEV_EVENT_EOF) != 0;
+  bool timeout = (what & BEV_EVENT_TIMEOUT) != 0;
+  std::string reason = eof ? "peer closed" : timeout ? "timeout" : self->error_reason(what);
+  self->handler_->on_closed(eof, timeout, reason);
+}
+
+}  // namespace fd::proxy

@@ -1,0 +1,68 @@
+#include "proxy/upstream_pool.h"
+
+#include <algorithm>
+
+namespace fd::proxy {
+
+UpstreamPool::~UpstreamPool() { clear(); }
+
+std::unique_ptr<UpstreamConnection> UpstreamPool::take(const UpstreamServer& server) {
+  auto it = idle_.find(&server);
+  if (it == idle_.end() || it->second.empty()) {
+    return nullptr;
+  }
+  auto conn = std::move(it->second.back());
+  it->second.pop_back();
+  if (it->second.empty()) {
+    idle_.erase(it);
+  }
+  return conn;
+}
+
+void UpstreamPool::put(std::unique_ptr<UpstreamConnection> conn, uint32_t max_idle,
+                       std::chrono::milliseconds idle_timeout) {
+  auto& list = idle_[&conn->server()];
+  if (!conn->reusable() || list.size() >= max_idle) {
+    if (list.empty()) {
+      idle_.erase(&conn->server());
+    }
+    loop_.defer_delete(std::move(conn));
+    return;
+  }
+  conn->park(this, idle_timeout);
+  list.push_back(std::move(conn));
+}
+
+void UpstreamPool::clear() {
+  for (auto& [server, list] : idle_) {
+    for (auto& conn : list) {
+      loop_.defer_delete(std::move(conn));
+    }
+  }
+  idle_.clear();
+}
+
+size_t UpstreamPool::idle_count() const {
+  size_t n = 0;
+  for (const auto& [server, list] : idle_) {
+    n += list.size();
+  }
+  return n;
+}
+
+void UpstreamPool::on_upstream_failure(UpstreamFailure, const std::string&) {
+  // The connection that failed is not named; failures of idle connections are rare (server
+  // closed it, idle timeout), so sweep every failed one out.
+  for (auto it = idle_.begin(); it != idle_.end();) {
+    auto& list = it->second;
+    for (auto& conn : list) {
+      if (conn->failed()) {
+        loop_.defer_delete(std::move(conn));
+      }
+    }
+    list.erase(std::remove(list.begin(), list.end(), nullptr), list.end());
+    it = list.empty() ? idle_.erase(it) : std::next(it);
+  }
+}
+
+}  // namespace fd::proxy
