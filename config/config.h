@@ -31,8 +31,8 @@ struct Listener {
 };
 
 struct Certificate {
-  std::string cert;  // PEM: leaf first, then chain
-  std::string key;   // PEM private key
+  std::string cert;  // path to a PEM file: leaf first, then chain
+  std::string key;   // path to a PEM private key file
   Mark mark;
 };
 

@@ -10,7 +10,8 @@
 
 namespace fd::config {
 
-// One problem in a config file; printed as "FILE:LINE:COL: message".
+// One problem in a config file; printed as "FILE:LINE:COL: message", or "FILE: message" when
+// it has no position (line 0: unreadable file, missing top-level key).
 struct Diagnostic {
   std::string file;
   int line = 0;

@@ -30,6 +30,8 @@ Http1Parser::Http1Parser(Kind kind, Handler* handler, uint32_t max_head_bytes)
 }
 
 Http1Parser::Outcome Http1Parser::execute(const char* data, size_t len) {
+  exec_begin_ = data;
+  exec_end_ = data + len;
   llhttp_errno_t err = llhttp_execute(&parser_, data, len);
   if (err == HPE_OK) {
     return {Status::more, len, 0, {}};
@@ -44,7 +46,11 @@ Http1Parser::Outcome Http1Parser::execute(const char* data, size_t len) {
   return out;
 }
 
-bool Http1Parser::finish() { return llhttp_finish(&parser_) == HPE_OK; }
+bool Http1Parser::finish() {
+  // on_message_complete pauses the parser, so a clean finish reports HPE_PAUSED.
+  llhttp_errno_t err = llhttp_finish(&parser_);
+  return err == HPE_OK || err == HPE_PAUSED;
+}
 
 bool Http1Parser::needs_eof() const { return llhttp_message_needs_eof(&parser_) != 0; }
 
@@ -77,6 +83,8 @@ int Http1Parser::on_message_begin(llhttp_t* p) {
   self->limit_status_ = 0;
   self->field_.clear();
   self->value_.clear();
+  self->value_started_ = false;
+  self->value_end_ = nullptr;
   if (self->kind_ == Kind::request) {
     self->request_ = RequestHead{};
   } else {
@@ -117,7 +125,18 @@ int Http1Parser::on_header_value(llhttp_t* p, const char* at, size_t len) {
   if (!self->count_head(len, false)) {
     return HPE_USER;
   }
+  if (self->value_started_) {
+    bool contiguous = at == self->value_end_ ||
+                      (self->value_end_ == nullptr && at == self->exec_begin_);
+    if (!contiguous) {
+      llhttp_set_error_reason(p, "obsolete line folding in header value");
+      return HPE_USER;
+    }
+  }
+  self->value_started_ = true;
   self->value_.append(at, len);
+  // A piece that runs to the end of the buffer continues at the start of the next one.
+  self->value_end_ = at + len == self->exec_end_ ? nullptr : at + len;
   return 0;
 }
 
@@ -133,6 +152,8 @@ int Http1Parser::on_header_value_complete(llhttp_t* p) {
   headers.push_back(Header{std::move(self->field_), std::move(self->value_)});
   self->field_.clear();
   self->value_.clear();
+  self->value_started_ = false;
+  self->value_end_ = nullptr;
   return 0;
 }
 

@@ -84,7 +84,13 @@ class Http1Parser {
   int limit_status_ = 0;
   std::string field_;
   std::string value_;
-  bool field_done_ = false;
+  // Where the bytes of the current execute() call start and end, and where the last piece of
+  // the current header value ended: llhttp hands over an obs-fold continuation as a second
+  // value piece after skipping the CRLF, and that gap is how we see it.
+  const char* exec_begin_ = nullptr;
+  const char* exec_end_ = nullptr;
+  const char* value_end_ = nullptr;
+  bool value_started_ = false;
   RequestHead request_;
   ResponseHead response_;
 };

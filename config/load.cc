@@ -1,0 +1,627 @@
+#include "config/load.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <limits>
+#include <memory>
+#include <set>
+#include <utility>
+
+#include "common/file.h"
+#include "common/result.h"
+#include "config/units.h"
+#include "config/validate.h"
+
+namespace fd::config {
+namespace {
+
+// Upper bound for a server weight, so a balancer can sum the weights of an upstream's servers in
+// an int without overflow.
+constexpr uint64_t MAX_WEIGHT = 1000;
+constexpr uint64_t MAX_WORKERS = 1024;
+constexpr uint64_t MAX_U32 = std::numeric_limits<uint32_t>::max();
+constexpr uint64_t MAX_U64 = std::numeric_limits<uint64_t>::max();
+
+std::string quoted(std::string_view text) {
+  return "\"" + std::string(text) + "\"";
+}
+
+Mark to_mark(const YAML::Mark& m) {
+  if (m.is_null()) {
+    return {};
+  }
+  return {m.line + 1, m.column + 1};
+}
+
+// How a value that had the wrong shape looks, for "expected X for "key", got Y".
+std::string describe(const YAML::Node& node) {
+  switch (node.Type()) {
+    case YAML::NodeType::Scalar:
+      return quoted(node.Scalar());
+    case YAML::NodeType::Sequence:
+      return "a sequence";
+    case YAML::NodeType::Map:
+      return "a map";
+    default:
+      return "an empty value";
+  }
+}
+
+bool is_name_char(char c, bool first) {
+  bool alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
+  return alpha || (!first && c >= '0' && c <= '9');
+}
+
+bool is_variable_name(std::string_view name) {
+  if (name.empty()) {
+    return false;
+  }
+  for (size_t i = 0; i < name.size(); ++i) {
+    if (!is_name_char(name[i], i == 0)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// Resolves the inside of one "${...}": "VAR" or "VAR:-default". Like the shell (and compose),
+// the default also applies when the variable is set but empty.
+Result<std::string> resolve_variable(std::string_view expr, const Environment& env) {
+  size_t sep = expr.find(":-");
+  std::string name(expr.substr(0, sep));
+  if (!is_variable_name(name)) {
+    return make_error(Errc::invalid_argument, "invalid environment variable name " + quoted(name) +
+                                                  " in \"${" + std::string(expr) + "}\"");
+  }
+  std::optional<std::string> value = env(name);
+  if (sep == std::string_view::npos) {
+    if (!value) {
+      return make_error(Errc::invalid_argument, "environment variable " + name + " is not set");
+    }
+    return std::move(*value);
+  }
+  if (!value || value->empty()) {
+    return std::string(expr.substr(sep + 2));
+  }
+  return std::move(*value);
+}
+
+// Expands every ${VAR} and ${VAR:-default} in |text|, in one pass: expanded values are not
+// expanded again. A "$" not followed by "{" is kept as written.
+Result<std::string> expand_variables(std::string_view text, const Environment& env) {
+  std::string out;
+  size_t pos = 0;
+  while (true) {
+    size_t start = text.find("${", pos);
+    if (start == std::string_view::npos) {
+      break;
+    }
+    out.append(text.substr(pos, start - pos));
+    size_t end = text.find('}', start + 2);
+    if (end == std::string_view::npos) {
+      return make_error(Errc::invalid_argument, "unterminated \"${\" in " + quoted(text));
+    }
+    auto value = resolve_variable(text.substr(start + 2, end - start - 2), env);
+    if (!value) {
+      return value.error();
+    }
+    out += *value;
+    pos = end + 1;
+  }
+  out.append(text.substr(pos));
+  return out;
+}
+
+std::string range_text(uint64_t min, uint64_t max) {
+  if (min == 0 && max == MAX_U64) {
+    return "a non-negative integer";
+  }
+  return "an integer from " + std::to_string(min) + " to " + std::to_string(max);
+}
+
+std::optional<uint64_t> parse_integer(std::string_view text, uint64_t min, uint64_t max) {
+  uint64_t value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size() || value < min ||
+      value > max) {
+    return std::nullopt;
+  }
+  return value;
+}
+
+// One value to convert, with what the messages call it and where they point: at the key when
+// the value is empty, because yaml-cpp marks an empty value at the token after it.
+struct Entry {
+  std::string label;  // "\"tls\"" or "an entry of \"listen\""
+  YAML::Node node;
+  Mark mark;
+};
+
+using Reader = std::function<void(const Entry&)>;
+
+struct Field {
+  std::string_view key;
+  Reader read;
+  bool required = false;
+};
+
+class Loader {
+ public:
+  Loader(std::string source, const Environment& env) : source_(std::move(source)), env_(env) {}
+
+  Config load(const YAML::Node& root);
+  std::vector<Diagnostic> take_errors() { return std::move(errors_); }
+
+ private:
+  void error(Mark at, std::string message);
+
+  // Structure.
+  void read_map(const Entry& entry, const std::vector<Field>& fields);
+  void read_sequence(const Entry& entry, const Reader& read_item, bool allow_empty = false);
+  bool check_not_empty(const Entry& entry);
+
+  // Scalars. Each reports its own error and leaves |*out| unchanged on failure.
+  std::optional<std::string> scalar(const Entry& entry, std::string_view expected);
+  void read_string(const Entry& entry, std::string* out);
+  void read_bool(const Entry& entry, bool* out);
+  void read_duration(const Entry& entry, Duration* out, bool positive = false);
+  void read_choice(const Entry& entry, const std::vector<std::string_view>& choices,
+                   std::string* out);
+  void read_address(const Entry& entry, std::string* address, HostPort* endpoint);
+  template <typename T>
+  void read_integer(const Entry& entry, uint64_t min, uint64_t max, T* out);
+  void read_workers(const Entry& entry, unsigned* out);
+
+  // Sections.
+  void read_listener(const Entry& entry, Listener* out);
+  void read_tls(const Entry& entry, Tls* out);
+  void read_certificate(const Entry& entry, Certificate* out);
+  void read_upstreams(const Entry& entry, std::vector<Upstream>* out);
+  void read_upstream(const Entry& entry, Upstream* out);
+  void read_server(const Entry& entry, ServerSpec* out);
+  void read_balance(const Entry& entry, std::string* out);
+  void read_route(const Entry& entry, Route* out);
+  void read_match(const Entry& entry, RouteMatch* out);
+  void read_log(const Entry& entry, Log* out);
+  void read_limits(const Entry& entry, Limits* out);
+
+  std::string source_;
+  const Environment& env_;
+  std::vector<Diagnostic> errors_;
+};
+
+void Loader::error(Mark at, std::string message) {
+  errors_.push_back(Diagnostic{source_, at.line, at.col, std::move(message)});
+}
+
+// Calls the reader of each key in |fields|; reports keys that are not there, duplicated, missing
+// when required, or not scalars. An empty value counts as an empty map, so "log:" with everything
+// commented out means the defaults.
+void Loader::read_map(const Entry& entry, const std::vector<Field>& fields) {
+  if (!entry.node.IsMap() && !entry.node.IsNull()) {
+    error(entry.mark, "expected a map for " + entry.label + ", got " + describe(entry.node));
+    return;
+  }
+  std::set<std::string> seen;
+  if (entry.node.IsMap()) {
+    for (const auto& kv : entry.node) {
+      Mark key_mark = to_mark(kv.first.Mark());
+      if (!kv.first.IsScalar()) {
+        error(key_mark, "expected a string key, got " + describe(kv.first));
+        continue;
+      }
+      const std::string& key = kv.first.Scalar();
+      auto field =
+          std::find_if(fields.begin(), fields.end(), [&](const Field& f) { return f.key == key; });
+      if (field == fields.end()) {
+        error(key_mark, "unknown key " + quoted(key));
+      } else if (!seen.insert(key).second) {
+        error(key_mark, "duplicate key " + quoted(key));
+      } else {
+        field->read(Entry{quoted(key), kv.second,
+                          kv.second.IsNull() ? key_mark : to_mark(kv.second.Mark())});
+      }
+    }
+  }
+  for (const Field& field : fields) {
+    if (field.required && seen.count(std::string(field.key)) == 0) {
+      error(entry.mark, "missing required key " + quoted(field.key));
+    }
+  }
+}
+
+bool Loader::check_not_empty(const Entry& entry) {
+  if (entry.node.size() == 0) {
+    error(entry.mark, entry.label + " must not be empty");
+    return false;
+  }
+  return true;
+}
+
+// Calls |read_item| for each item of the sequence |entry|. Where empty is allowed, so is an empty
+// value, like a map section whose items are all commented out.
+void Loader::read_sequence(const Entry& entry, const Reader& read_item, bool allow_empty) {
+  if (allow_empty && entry.node.IsNull()) {
+    return;
+  }
+  if (!entry.node.IsSequence()) {
+    error(entry.mark, "expected a sequence for " + entry.label + ", got " + describe(entry.node));
+    return;
+  }
+  if (!allow_empty && !check_not_empty(entry)) {
+    return;
+  }
+  for (const auto& item : entry.node) {
+    read_item(Entry{"an entry of " + entry.label, item, to_mark(item.Mark())});
+  }
+}
+
+std::optional<std::string> Loader::scalar(const Entry& entry, std::string_view expected) {
+  if (!entry.node.IsScalar()) {
+    error(entry.mark, "expected " + std::string(expected) + " for " + entry.label + ", got " +
+                          describe(entry.node));
+    return std::nullopt;
+  }
+  auto expanded = expand_variables(entry.node.Scalar(), env_);
+  if (!expanded) {
+    error(entry.mark, expanded.error().message);
+    return std::nullopt;
+  }
+  return std::move(*expanded);
+}
+
+void Loader::read_string(const Entry& entry, std::string* out) {
+  if (auto text = scalar(entry, "a string")) {
+    *out = std::move(*text);
+  }
+}
+
+// Only the YAML 1.2 spellings: "yes", "on" and friends are more often typos than intent.
+void Loader::read_bool(const Entry& entry, bool* out) {
+  auto text = scalar(entry, "a boolean");
+  if (!text) {
+    return;
+  }
+  if (*text == "true" || *text == "True" || *text == "TRUE") {
+    *out = true;
+  } else if (*text == "false" || *text == "False" || *text == "FALSE") {
+    *out = false;
+  } else {
+    error(entry.mark, "expected a boolean for " + entry.label + ", got " + quoted(*text));
+  }
+}
+
+// |positive| is for timeouts where 0 would fail every connection or request at once.
+void Loader::read_duration(const Entry& entry, Duration* out, bool positive) {
+  auto text = scalar(entry, "a duration like 5s");
+  if (!text) {
+    return;
+  }
+  auto duration = parse_duration(*text);
+  if (!duration) {
+    error(entry.mark,
+          "expected a duration like 5s for " + entry.label + ": " + duration.error().message);
+  } else if (positive && duration->count() == 0) {
+    error(entry.mark, entry.label + " must be greater than 0");
+  } else {
+    *out = *duration;
+  }
+}
+
+void Loader::read_choice(const Entry& entry, const std::vector<std::string_view>& choices,
+                         std::string* out) {
+  auto text = scalar(entry, "a string");
+  if (!text) {
+    return;
+  }
+  if (std::find(choices.begin(), choices.end(), *text) != choices.end()) {
+    *out = std::move(*text);
+    return;
+  }
+  std::string list;
+  for (std::string_view choice : choices) {
+    list += (list.empty() ? "" : ", ") + std::string(choice);
+  }
+  error(entry.mark, "expected one of " + list + " for " + entry.label + ", got " + quoted(*text));
+}
+
+void Loader::read_address(const Entry& entry, std::string* address, HostPort* endpoint) {
+  auto text = scalar(entry, "host:port");
+  if (!text) {
+    return;
+  }
+  auto parsed = parse_host_port(*text);
+  if (!parsed) {
+    error(entry.mark, "expected host:port for " + entry.label + ": " + parsed.error().message);
+    return;
+  }
+  *address = std::move(*text);
+  *endpoint = std::move(*parsed);
+}
+
+template <typename T>
+void Loader::read_integer(const Entry& entry, uint64_t min, uint64_t max, T* out) {
+  auto text = scalar(entry, range_text(min, max));
+  if (!text) {
+    return;
+  }
+  if (auto value = parse_integer(*text, min, max)) {
+    *out = static_cast<T>(*value);
+  } else {
+    error(entry.mark,
+          "expected " + range_text(min, max) + " for " + entry.label + ", got " + quoted(*text));
+  }
+}
+
+void Loader::read_workers(const Entry& entry, unsigned* out) {
+  std::string expected = "\"auto\" or " + range_text(1, MAX_WORKERS);
+  auto text = scalar(entry, expected);
+  if (!text) {
+    return;
+  }
+  if (*text == "auto") {
+    *out = 0;
+  } else if (auto value = parse_integer(*text, 1, MAX_WORKERS)) {
+    *out = static_cast<unsigned>(*value);
+  } else {
+    error(entry.mark, "expected " + expected + " for " + entry.label + ", got " + quoted(*text));
+  }
+}
+
+void Loader::read_listener(const Entry& entry, Listener* out) {
+  out->mark = entry.mark;
+  read_map(entry,
+           {
+               {"address", [&](const Entry& e) { read_address(e, &out->address, &out->endpoint); },
+                true},
+               {"tls", [&](const Entry& e) { read_bool(e, &out->tls); }},
+               {"redirect_https", [&](const Entry& e) { read_bool(e, &out->redirect_https); }},
+           });
+  if (out->tls && out->redirect_https) {
+    error(entry.mark, "a listener cannot have both tls and redirect_https");
+  }
+}
+
+void Loader::read_certificate(const Entry& entry, Certificate* out) {
+  out->mark = entry.mark;
+  read_map(entry, {
+                      {"cert", [&](const Entry& e) { read_string(e, &out->cert); }, true},
+                      {"key", [&](const Entry& e) { read_string(e, &out->key); }, true},
+                  });
+}
+
+void Loader::read_tls(const Entry& entry, Tls* out) {
+  auto read_certificates = [&](const Entry& e) {
+    read_sequence(
+        e, [&](const Entry& item) { read_certificate(item, &out->certificates.emplace_back()); },
+        true);
+  };
+  read_map(entry, {
+                      {"min_version",
+                       [&](const Entry& e) {
+                         read_choice(e, {"1.2", "1.3"}, &out->min_version);
+                       }},
+                      {"certificates", read_certificates},
+                  });
+}
+
+void Loader::read_server(const Entry& entry, ServerSpec* out) {
+  out->mark = entry.mark;
+  if (entry.node.IsScalar()) {
+    read_address(entry, &out->address, &out->endpoint);
+    return;
+  }
+  if (!entry.node.IsMap()) {
+    error(entry.mark,
+          "expected host:port or a map for " + entry.label + ", got " + describe(entry.node));
+    return;
+  }
+  read_map(entry,
+           {
+               {"address", [&](const Entry& e) { read_address(e, &out->address, &out->endpoint); },
+                true},
+               {"weight", [&](const Entry& e) { read_integer(e, 1, MAX_WEIGHT, &out->weight); }},
+           });
+}
+
+void Loader::read_balance(const Entry& entry, std::string* out) {
+  auto text = scalar(entry, "a string");
+  if (!text) {
+    return;
+  }
+  if (*text == "round_robin") {
+    *out = std::move(*text);
+  } else if (*text == "least_conn" || *text == "random_two") {
+    error(entry.mark, "balance " + quoted(*text) + " is not supported yet");
+  } else {
+    error(entry.mark, "expected round_robin for " + entry.label + ", got " + quoted(*text));
+  }
+}
+
+void Loader::read_upstream(const Entry& entry, Upstream* out) {
+  auto read_servers = [&](const Entry& e) {
+    read_sequence(e, [&](const Entry& item) { read_server(item, &out->servers.emplace_back()); });
+  };
+  read_map(entry,
+           {
+               {"servers", read_servers, true},
+               {"balance", [&](const Entry& e) { read_balance(e, &out->balance); }},
+               {"connect_timeout",
+                [&](const Entry& e) { read_duration(e, &out->connect_timeout, true); }},
+               {"response_timeout",
+                [&](const Entry& e) { read_duration(e, &out->response_timeout, true); }},
+               {"max_idle_connections",
+                [&](const Entry& e) { read_integer(e, 0, MAX_U32, &out->max_idle_connections); }},
+               {"idle_timeout", [&](const Entry& e) { read_duration(e, &out->idle_timeout); }},
+           });
+}
+
+// The map keeps YAML order, which is the order upstreams are listed in /status.
+void Loader::read_upstreams(const Entry& entry, std::vector<Upstream>* out) {
+  if (!entry.node.IsMap()) {
+    error(entry.mark, "expected a map for " + entry.label + ", got " + describe(entry.node));
+    return;
+  }
+  if (!check_not_empty(entry)) {
+    return;
+  }
+  std::set<std::string> names;
+  for (const auto& kv : entry.node) {
+    Mark key_mark = to_mark(kv.first.Mark());
+    if (!kv.first.IsScalar() || kv.first.Scalar().empty()) {
+      error(key_mark, "expected an upstream name, got " + describe(kv.first));
+      continue;
+    }
+    const std::string& name = kv.first.Scalar();
+    if (!names.insert(name).second) {
+      error(key_mark, "duplicate upstream " + quoted(name));
+      continue;
+    }
+    Upstream& upstream = out->emplace_back();
+    upstream.name = name;
+    upstream.mark = key_mark;
+    read_upstream(Entry{"upstream " + quoted(name), kv.second, key_mark}, &upstream);
+  }
+}
+
+void Loader::read_match(const Entry& entry, RouteMatch* out) {
+  auto read_prefix = [&](const Entry& e) {
+    auto prefix = scalar(e, "a string");
+    if (!prefix) {
+      return;
+    }
+    if (prefix->empty() || prefix->front() != '/') {
+      error(e.mark, "path_prefix must start with \"/\", got " + quoted(*prefix));
+      return;
+    }
+    out->path_prefix = std::move(*prefix);
+  };
+  read_map(entry, {
+                      {"host", [&](const Entry& e) { read_string(e, &out->host); }},
+                      {"path_prefix", read_prefix},
+                  });
+}
+
+void Loader::read_route(const Entry& entry, Route* out) {
+  out->mark = entry.mark;
+  auto read_upstream_name = [&](const Entry& e) {
+    out->upstream_mark = e.mark;
+    read_string(e, &out->upstream);
+  };
+  read_map(entry, {
+                      {"match", [&](const Entry& e) { read_match(e, &out->match); }},
+                      {"upstream", read_upstream_name, true},
+                  });
+}
+
+void Loader::read_log(const Entry& entry, Log* out) {
+  read_map(entry, {
+                      {"level",
+                       [&](const Entry& e) {
+                         read_choice(e, {"debug", "info", "warn", "error"}, &out->level);
+                       }},
+                      {"access", [&](const Entry& e) { read_bool(e, &out->access); }},
+                  });
+}
+
+void Loader::read_limits(const Entry& entry, Limits* out) {
+  read_map(
+      entry,
+      {
+          {"max_connections",
+           [&](const Entry& e) { read_integer(e, 1, MAX_U32, &out->max_connections); }},
+          {"header_timeout", [&](const Entry& e) { read_duration(e, &out->header_timeout, true); }},
+          {"idle_timeout", [&](const Entry& e) { read_duration(e, &out->idle_timeout); }},
+          {"max_header_bytes",
+           [&](const Entry& e) { read_integer(e, 1024, 1048576, &out->max_header_bytes); }},
+          {"max_body_bytes",
+           [&](const Entry& e) { read_integer(e, 0, MAX_U64, &out->max_body_bytes); }},
+      });
+}
+
+Config Loader::load(const YAML::Node& root) {
+  Config cfg;
+  cfg.source = source_;
+  auto read_listen = [&](const Entry& e) {
+    read_sequence(e,
+                  [&](const Entry& item) { read_listener(item, &cfg.listeners.emplace_back()); });
+  };
+  auto read_routes = [&](const Entry& e) {
+    read_sequence(e, [&](const Entry& item) { read_route(item, &cfg.routes.emplace_back()); });
+  };
+  // Top-level keys have no better place to point at than the file itself.
+  read_map(
+      Entry{"the config file", root, Mark{}},
+      {
+          {"listen", read_listen, true},
+          {"tls", [&](const Entry& e) { read_tls(e, &cfg.tls); }},
+          {"upstreams", [&](const Entry& e) { read_upstreams(e, &cfg.upstreams); }, true},
+          {"routes", read_routes, true},
+          {"log", [&](const Entry& e) { read_log(e, &cfg.log); }},
+          {"limits", [&](const Entry& e) { read_limits(e, &cfg.limits); }},
+          {"shutdown_timeout", [&](const Entry& e) { read_duration(e, &cfg.shutdown_timeout); }},
+          {"workers", [&](const Entry& e) { read_workers(e, &cfg.workers); }},
+      });
+  return cfg;
+}
+
+}  // namespace
+
+std::string to_string(const Diagnostic& d) {
+  if (d.line > 0) {
+    return d.file + ":" + std::to_string(d.line) + ":" + std::to_string(d.col) + ": " + d.message;
+  }
+  return d.file + ": " + d.message;
+}
+
+Environment process_environment() {
+  return [](const std::string& name) -> std::optional<std::string> {
+    const char* value = std::getenv(name.c_str());
+    if (value == nullptr) {
+      return std::nullopt;
+    }
+    return std::string(value);
+  };
+}
+
+LoadResult load_file(const std::string& path, const Environment& env) {
+  auto text = read_file(path);
+  if (!text) {
+    LoadResult result;
+    result.errors.push_back(
+        Diagnostic{path, 0, 0, "cannot read config file: " + text.error().message});
+    return result;
+  }
+  return load_string(*text, path, env);
+}
+
+// yaml-cpp reports syntax errors by throwing; they stop here, as diagnostics with their mark.
+LoadResult load_string(std::string_view yaml, const std::string& source, const Environment& env) {
+  LoadResult result;
+  Loader loader(source, env);
+  Config cfg;
+  try {
+    cfg = loader.load(YAML::Load(std::string(yaml)));
+  } catch (const YAML::Exception& e) {
+    Mark at = to_mark(e.mark);
+    result.errors.push_back(Diagnostic{source, at.line, at.col, "invalid YAML: " + e.msg});
+    return result;
+  }
+  result.errors = loader.take_errors();
+  if (result.errors.empty()) {
+    validate(cfg, &result.errors);
+  }
+  if (result.errors.empty()) {
+    result.config = std::move(cfg);
+  }
+  return result;
+}
+
+}  // namespace fd::config

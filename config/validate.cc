@@ -1,0 +1,196 @@
+#include "config/validate.h"
+
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <set>
+#include <string>
+#include <utility>
+
+#include "common/file.h"
+#include "common/ossl.h"
+#include "common/result.h"
+
+namespace fd::config {
+namespace {
+
+std::string quoted(const std::string& text) {
+  return "\"" + text + "\"";
+}
+
+// Appends diagnostics that point into the config file.
+class Reporter {
+ public:
+  Reporter(const std::string& file, std::vector<Diagnostic>* out) : file_(file), out_(out) {}
+
+  void operator()(Mark at, std::string message) const {
+    out_->push_back(Diagnostic{file_, at.line, at.col, std::move(message)});
+  }
+
+ private:
+  const std::string& file_;
+  std::vector<Diagnostic>* out_;
+};
+
+void check_listeners(const Config& cfg, const Reporter& report) {
+  if (cfg.listeners.empty()) {
+    report({}, "at least one listener is required");
+  }
+  std::set<std::pair<std::string, uint16_t>> endpoints;
+  for (const Listener& listener : cfg.listeners) {
+    // Compared as parsed so "*:80" and ":80" count as the same address.
+    if (!endpoints.emplace(listener.endpoint.host, listener.endpoint.port).second) {
+      report(listener.mark, "duplicate listen address " + quoted(listener.address));
+    }
+    if (listener.tls && cfg.tls.certificates.empty()) {
+      report(listener.mark,
+             "listener " + listener.address + " has tls: true but tls.certificates is empty");
+    }
+  }
+}
+
+void check_upstreams(const Config& cfg, const Reporter& report) {
+  if (cfg.upstreams.empty()) {
+    report({}, "at least one upstream is required");
+  }
+  std::set<std::string> names;
+  for (const Upstream& upstream : cfg.upstreams) {
+    if (!names.insert(upstream.name).second) {
+      report(upstream.mark, "duplicate upstream " + quoted(upstream.name));
+    }
+    if (upstream.servers.empty()) {
+      report(upstream.mark, "upstream " + quoted(upstream.name) + " has no servers");
+    }
+    for (const ServerSpec& server : upstream.servers) {
+      if (server.weight < 1) {
+        report(server.mark, "server " + server.address + " in upstream " + quoted(upstream.name) +
+                                " has weight " + std::to_string(server.weight) +
+                                "; it must be at least 1");
+      }
+    }
+  }
+}
+
+void check_routes(const Config& cfg, const Reporter& report) {
+  if (cfg.routes.empty()) {
+    report({}, "at least one route is required");
+  }
+  std::set<std::string> names;
+  for (const Upstream& upstream : cfg.upstreams) {
+    names.insert(upstream.name);
+  }
+  for (const Route& route : cfg.routes) {
+    if (names.count(route.upstream) == 0) {
+      report(route.upstream_mark, "route refers to unknown upstream " + quoted(route.upstream));
+    }
+  }
+}
+
+// Passphrase callback that refuses: without one, OpenSSL would prompt on the terminal.
+int refuse_passphrase(char* /*buf*/, int /*size*/, int /*rwflag*/, void* asked) {
+  *static_cast<bool*>(asked) = true;
+  return -1;
+}
+
+// True when the last failed PEM read only ran out of PEM blocks.
+bool at_end_of_pem() {
+  unsigned long code = ERR_peek_last_error();
+  return ERR_GET_LIB(code) == ERR_LIB_PEM && ERR_GET_REASON(code) == PEM_R_NO_START_LINE;
+}
+
+fd::ossl::BioPtr memory_bio(const std::string& data) {
+  return fd::ossl::BioPtr(BIO_new_mem_buf(data.data(), static_cast<int>(data.size())));
+}
+
+// Reads and parses a PEM file of a leaf certificate followed by its chain; returns the leaf.
+Result<fd::ossl::X509Ptr> load_chain(const std::string& path) {
+  auto pem = read_file(path);
+  if (!pem) {
+    return make_error(Errc::io,
+                      "cannot read certificate file " + path + ": " + pem.error().message);
+  }
+  ERR_clear_error();
+  fd::ossl::BioPtr bio = memory_bio(*pem);
+  bool asked = false;
+  fd::ossl::X509Ptr leaf(PEM_read_bio_X509(bio.get(), nullptr, refuse_passphrase, &asked));
+  if (!leaf) {
+    std::string why = at_end_of_pem() ? "no PEM certificate found" : fd::ossl::errors();
+    ERR_clear_error();
+    return make_error(Errc::tls, "cannot parse certificate file " + path + ": " + why);
+  }
+  while (true) {
+    fd::ossl::X509Ptr next(PEM_read_bio_X509(bio.get(), nullptr, refuse_passphrase, &asked));
+    if (!next) {
+      break;
+    }
+  }
+  if (!at_end_of_pem()) {
+    return make_error(Errc::tls,
+                      "cannot parse certificate chain in " + path + ": " + fd::ossl::errors());
+  }
+  ERR_clear_error();
+  return leaf;
+}
+
+Result<fd::ossl::PkeyPtr> load_key(const std::string& path) {
+  auto pem = read_file(path);
+  if (!pem) {
+    return make_error(Errc::io, "cannot read key file " + path + ": " + pem.error().message);
+  }
+  // OpenSSL 3's decoders report a file without any key only as "unsupported", so look for the
+  // PEM label ourselves. Every private key label ends like this (PKCS#8, RSA, EC, ENCRYPTED).
+  if (pem->find("PRIVATE KEY-----") == std::string::npos) {
+    return make_error(Errc::tls, "cannot parse key file " + path + ": no PEM private key found");
+  }
+  ERR_clear_error();
+  fd::ossl::BioPtr bio = memory_bio(*pem);
+  bool asked = false;
+  fd::ossl::PkeyPtr key(PEM_read_bio_PrivateKey(bio.get(), nullptr, refuse_passphrase, &asked));
+  if (key) {
+    return key;
+  }
+  std::string why =
+      asked ? "the key is encrypted; a key without passphrase is needed" : fd::ossl::errors();
+  ERR_clear_error();
+  return make_error(Errc::tls, "cannot parse key file " + path + ": " + why);
+}
+
+// Reports an unusable certificate file and an unusable key file separately, so one --check run
+// shows both.
+void check_certificate(const Certificate& cert, const Reporter& report) {
+  auto leaf = load_chain(cert.cert);
+  auto key = load_key(cert.key);
+  if (!leaf) {
+    report(cert.mark, leaf.error().message);
+  }
+  if (!key) {
+    report(cert.mark, key.error().message);
+  }
+  if (leaf && key && X509_check_private_key(leaf->get(), key->get()) != 1) {
+    ERR_clear_error();
+    report(cert.mark, "key " + cert.key + " does not match certificate " + cert.cert);
+  }
+}
+
+void check_certificates(const Config& cfg, const Reporter& report) {
+  for (const Certificate& cert : cfg.tls.certificates) {
+    check_certificate(cert, report);
+  }
+}
+
+}  // namespace
+
+void validate(const Config& cfg, std::vector<Diagnostic>* out) {
+  Reporter report(cfg.source, out);
+  check_listeners(cfg, report);
+  check_upstreams(cfg, report);
+  check_routes(cfg, report);
+  check_certificates(cfg, report);
+}
+
+}  // namespace fd::config

@@ -1,0 +1,754 @@
+#include "config/load.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "tests/unit/config/test_certs.h"
+
+namespace fd::config {
+namespace {
+
+using namespace std::chrono_literals;
+using ::testing::ElementsAre;
+
+Environment fake_env(std::map<std::string, std::string> vars = {}) {
+  return [vars = std::move(vars)](const std::string& name) -> std::optional<std::string> {
+    auto it = vars.find(name);
+    if (it == vars.end()) {
+      return std::nullopt;
+    }
+    return it->second;
+  };
+}
+
+// "LINE:COL: message" for each diagnostic, which is what the assertions compare.
+std::vector<std::string> errors_of(const LoadResult& result) {
+  std::vector<std::string> out;
+  for (const Diagnostic& d : result.errors) {
+    EXPECT_EQ(d.file, "test.yaml");
+    out.push_back(std::to_string(d.line) + ":" + std::to_string(d.col) + ": " + d.message);
+  }
+  return out;
+}
+
+LoadResult load(const std::string& yaml, const Environment& env = fake_env()) {
+  return load_string(yaml, "test.yaml", env);
+}
+
+std::vector<std::string> load_errors(const std::string& yaml, const Environment& env = fake_env()) {
+  LoadResult result = load(yaml, env);
+  EXPECT_FALSE(result.config.has_value());
+  return errors_of(result);
+}
+
+// The smallest valid config; tests append a key or swap one line.
+const std::string MINIMAL = R"(listen:
+  - address: "127.0.0.1:8080"
+upstreams:
+  app:
+    servers: ["127.0.0.1:9000"]
+routes:
+  - upstream: app
+)";
+
+Config load_ok(const std::string& yaml, const Environment& env = fake_env()) {
+  LoadResult result = load(yaml, env);
+  EXPECT_THAT(errors_of(result), ElementsAre());
+  return result.config.value_or(Config{});
+}
+
+TEST(LoadString, MinimalConfigGetsDefaults) {
+  Config cfg = load_ok(MINIMAL);
+  EXPECT_EQ(cfg.source, "test.yaml");
+  ASSERT_EQ(cfg.listeners.size(), 1u);
+  const Listener& listener = cfg.listeners[0];
+  EXPECT_EQ(listener.address, "127.0.0.1:8080");
+  EXPECT_EQ(listener.endpoint.host, "127.0.0.1");
+  EXPECT_EQ(listener.endpoint.port, 8080);
+  EXPECT_FALSE(listener.tls);
+  EXPECT_FALSE(listener.redirect_https);
+  EXPECT_EQ(cfg.tls.min_version, "1.2");
+  EXPECT_TRUE(cfg.tls.certificates.empty());
+  ASSERT_EQ(cfg.upstreams.size(), 1u);
+  const Upstream& up = cfg.upstreams[0];
+  EXPECT_EQ(up.name, "app");
+  EXPECT_EQ(up.balance, "round_robin");
+  EXPECT_EQ(up.connect_timeout, 3s);
+  EXPECT_EQ(up.response_timeout, 60s);
+  EXPECT_EQ(up.max_idle_connections, 256u);
+  EXPECT_EQ(up.idle_timeout, 60s);
+  ASSERT_EQ(up.servers.size(), 1u);
+  EXPECT_EQ(up.servers[0].address, "127.0.0.1:9000");
+  EXPECT_EQ(up.servers[0].endpoint.port, 9000);
+  EXPECT_EQ(up.servers[0].weight, 1);
+  ASSERT_EQ(cfg.routes.size(), 1u);
+  EXPECT_EQ(cfg.routes[0].match.host, "");
+  EXPECT_EQ(cfg.routes[0].match.path_prefix, "/");
+  EXPECT_EQ(cfg.routes[0].upstream, "app");
+  EXPECT_EQ(cfg.log.level, "info");
+  EXPECT_TRUE(cfg.log.access);
+  EXPECT_EQ(cfg.limits.max_connections, 10000u);
+  EXPECT_EQ(cfg.limits.header_timeout, 10s);
+  EXPECT_EQ(cfg.limits.idle_timeout, 60s);
+  EXPECT_EQ(cfg.limits.max_header_bytes, 65536u);
+  EXPECT_EQ(cfg.limits.max_body_bytes, 0u);
+  EXPECT_EQ(cfg.shutdown_timeout, 10s);
+  EXPECT_EQ(cfg.workers, 0u);
+}
+
+TEST(LoadString, MarksAreOneBased) {
+  Config cfg = load_ok(MINIMAL);
+  EXPECT_EQ(cfg.listeners[0].mark.line, 2);
+  EXPECT_EQ(cfg.listeners[0].mark.col, 5);
+  EXPECT_EQ(cfg.upstreams[0].mark.line, 4);
+  EXPECT_EQ(cfg.upstreams[0].mark.col, 3);
+  EXPECT_EQ(cfg.upstreams[0].servers[0].mark.line, 5);
+  EXPECT_EQ(cfg.upstreams[0].servers[0].mark.col, 15);
+  EXPECT_EQ(cfg.routes[0].mark.line, 7);
+  EXPECT_EQ(cfg.routes[0].mark.col, 5);
+  EXPECT_EQ(cfg.routes[0].upstream_mark.line, 7);
+  EXPECT_EQ(cfg.routes[0].upstream_mark.col, 15);
+}
+
+TEST(LoadString, FullConfigRoundTrip) {
+  test::TempDir dir;
+  auto key = test::make_key();
+  auto cert = test::make_certificate(key.get(), "localhost");
+  std::string cert_path = dir.write("site.crt", test::to_pem(cert.get()));
+  std::string key_path = dir.write("site.key", test::to_pem(key.get()));
+  Config cfg = load_ok(R"(listen:
+  - address: "[::]:8443"
+    tls: true
+  - address: "*:8080"
+    redirect_https: true
+tls:
+  min_version: "1.3"
+  certificates:
+    - cert: ${CERT}
+      key: ${KEY}
+upstreams:
+  web:
+    servers: ["web-1:8000", {address: "web-2:8000", weight: 3}]
+    balance: round_robin
+    connect_timeout: 250ms
+    response_timeout: 2m
+    max_idle_connections: 0
+    idle_timeout: 1h
+  api:
+    servers:
+      - address: "[::1]:9000"
+routes:
+  - match: {host: "api.example.com", path_prefix: "/v1/"}
+    upstream: api
+  - match:
+      host: "*.example.com"
+    upstream: web
+log:
+  level: debug
+  access: false
+limits:
+  max_connections: 5
+  header_timeout: 2s
+  idle_timeout: 30d
+  max_header_bytes: 1024
+  max_body_bytes: 18446744073709551615
+shutdown_timeout: 0s
+workers: 16
+)",
+                       fake_env({{"CERT", cert_path}, {"KEY", key_path}}));
+  ASSERT_EQ(cfg.listeners.size(), 2u);
+  EXPECT_EQ(cfg.listeners[0].endpoint.host, "::");
+  EXPECT_EQ(cfg.listeners[0].endpoint.port, 8443);
+  EXPECT_TRUE(cfg.listeners.at(0).tls);
+  EXPECT_EQ(cfg.listeners[1].endpoint.host, "");
+  EXPECT_TRUE(cfg.listeners[1].redirect_https);
+  EXPECT_EQ(cfg.tls.min_version, "1.3");
+  ASSERT_EQ(cfg.tls.certificates.size(), 1u);
+  EXPECT_EQ(cfg.tls.certificates[0].cert, cert_path);
+  EXPECT_EQ(cfg.tls.certificates[0].key, key_path);
+  EXPECT_EQ(cfg.tls.certificates[0].mark.line, 9);
+  EXPECT_EQ(cfg.tls.certificates[0].mark.col, 7);
+  ASSERT_EQ(cfg.upstreams.size(), 2u);
+  const Upstream& web = cfg.upstreams[0];
+  EXPECT_EQ(web.name, "web");
+  EXPECT_EQ(web.connect_timeout, 250ms);
+  EXPECT_EQ(web.response_timeout, 2min);
+  EXPECT_EQ(web.max_idle_connections, 0u);
+  EXPECT_EQ(web.idle_timeout, 1h);
+  ASSERT_EQ(web.servers.size(), 2u);
+  EXPECT_EQ(web.servers[1].address, "web-2:8000");
+  EXPECT_EQ(web.servers[1].weight, 3);
+  EXPECT_EQ(web.servers[1].mark.line, 13);
+  EXPECT_EQ(web.servers[1].mark.col, 29);
+  EXPECT_EQ(cfg.upstreams[1].name, "api");
+  EXPECT_EQ(cfg.upstreams[1].servers[0].endpoint.host, "::1");
+  ASSERT_EQ(cfg.routes.size(), 2u);
+  EXPECT_EQ(cfg.routes[0].match.host, "api.example.com");
+  EXPECT_EQ(cfg.routes[0].match.path_prefix, "/v1/");
+  EXPECT_EQ(cfg.routes[0].upstream, "api");
+  EXPECT_EQ(cfg.routes[1].match.host, "*.example.com");
+  EXPECT_EQ(cfg.routes[1].match.path_prefix, "/");
+  EXPECT_EQ(cfg.routes[1].upstream_mark.line, 27);
+  EXPECT_EQ(cfg.routes[1].upstream_mark.col, 15);
+  EXPECT_EQ(cfg.log.level, "debug");
+  EXPECT_FALSE(cfg.log.access);
+  EXPECT_EQ(cfg.limits.max_connections, 5u);
+  EXPECT_EQ(cfg.limits.header_timeout, 2s);
+  EXPECT_EQ(cfg.limits.idle_timeout, 30 * 24h);
+  EXPECT_EQ(cfg.limits.max_header_bytes, 1024u);
+  EXPECT_EQ(cfg.limits.max_body_bytes, UINT64_MAX);
+  EXPECT_EQ(cfg.shutdown_timeout, 0s);
+  EXPECT_EQ(cfg.workers, 16u);
+}
+
+TEST(LoadString, UpstreamsKeepYamlOrder) {
+  Config cfg = load_ok(R"(listen: [{address: ":80"}]
+upstreams:
+  zeta: {servers: ["z:1"]}
+  alpha: {servers: ["a:1"]}
+  mid: {servers: ["m:1"]}
+routes: [{upstream: alpha}]
+)");
+  ASSERT_EQ(cfg.upstreams.size(), 3u);
+  EXPECT_EQ(cfg.upstreams[0].name, "zeta");
+  EXPECT_EQ(cfg.upstreams[1].name, "alpha");
+  EXPECT_EQ(cfg.upstreams[2].name, "mid");
+}
+
+TEST(LoadString, ServerWeights) {
+  Config cfg = load_ok(R"(listen: [{address: ":80"}]
+upstreams:
+  app:
+    servers:
+      - "a:1"
+      - {address: "b:1"}
+      - {address: "c:1", weight: 1000}
+      - address: "d:1"
+        weight: 7
+routes: [{upstream: app}]
+)");
+  const auto& servers = cfg.upstreams[0].servers;
+  ASSERT_EQ(servers.size(), 4u);
+  EXPECT_EQ(servers[0].weight, 1);
+  EXPECT_EQ(servers[1].weight, 1);
+  EXPECT_EQ(servers[2].weight, 1000);
+  EXPECT_EQ(servers[3].weight, 7);
+  EXPECT_EQ(servers[3].address, "d:1");
+  EXPECT_EQ(servers[3].mark.line, 8);
+  EXPECT_EQ(servers[3].mark.col, 9);
+}
+
+TEST(LoadString, BadWeights) {
+  EXPECT_THAT(load_errors(R"(listen: [{address: ":80"}]
+upstreams:
+  app:
+    servers:
+      - {address: "a:1", weight: 0}
+      - {address: "b:1", weight: 1001}
+      - {address: "c:1", weight: -1}
+      - {address: "d:1", weight: 1.5}
+routes: [{upstream: app}]
+)"),
+              ElementsAre("5:34: expected an integer from 1 to 1000 for \"weight\", got \"0\"",
+                          "6:34: expected an integer from 1 to 1000 for \"weight\", got \"1001\"",
+                          "7:34: expected an integer from 1 to 1000 for \"weight\", got \"-1\"",
+                          "8:34: expected an integer from 1 to 1000 for \"weight\", got \"1.5\""));
+}
+
+TEST(LoadString, Workers) {
+  EXPECT_EQ(load_ok(MINIMAL + "workers: auto\n").workers, 0u);
+  EXPECT_EQ(load_ok(MINIMAL + "workers: 1\n").workers, 1u);
+  EXPECT_EQ(load_ok(MINIMAL + "workers: \"1024\"\n").workers, 1024u);
+  const std::string expected =
+      "8:10: expected \"auto\" or an integer from 1 to 1024 for \"workers\"";
+  EXPECT_THAT(load_errors(MINIMAL + "workers: 0\n"), ElementsAre(expected + ", got \"0\""));
+  EXPECT_THAT(load_errors(MINIMAL + "workers: 1025\n"), ElementsAre(expected + ", got \"1025\""));
+  EXPECT_THAT(load_errors(MINIMAL + "workers: Auto\n"), ElementsAre(expected + ", got \"Auto\""));
+  EXPECT_THAT(load_errors(MINIMAL + "workers: [1]\n"), ElementsAre(expected + ", got a sequence"));
+}
+
+TEST(LoadString, UnknownKeysAtEveryLevel) {
+  EXPECT_THAT(load_errors(R"(listen:
+  - address: ":443"
+    tls: true
+    hsts: 365d
+tls:
+  acme: {}
+  certificates:
+    - {cert: a, key: b, chain: c}
+upstreams:
+  app:
+    servers: [{address: "a:1", wieght: 2}]
+    health_check: {path: /}
+routes:
+  - match: {host: x, path: /}
+    upstream: app
+log: {level: info, format: json}
+limits: {body_timeout: 60s}
+admin:
+  address: "127.0.0.1:9901"
+)"),
+              ElementsAre("4:5: unknown key \"hsts\"", "6:3: unknown key \"acme\"",
+                          "8:25: unknown key \"chain\"", "11:32: unknown key \"wieght\"",
+                          "12:5: unknown key \"health_check\"", "14:22: unknown key \"path\"",
+                          "16:20: unknown key \"format\"", "17:10: unknown key \"body_timeout\"",
+                          "18:1: unknown key \"admin\""));
+}
+
+TEST(LoadString, DuplicateKeys) {
+  EXPECT_THAT(load_errors(MINIMAL + "workers: 2\nworkers: 3\n"),
+              ElementsAre("9:1: duplicate key \"workers\""));
+  EXPECT_THAT(load_errors(R"(listen: [{address: ":80", address: ":81"}]
+upstreams:
+  app: {servers: ["a:1"]}
+  app: {servers: ["b:1"]}
+routes: [{upstream: app}]
+)"),
+              ElementsAre("1:27: duplicate key \"address\"", "4:3: duplicate upstream \"app\""));
+}
+
+TEST(LoadString, NonScalarKey) {
+  EXPECT_THAT(load_errors(MINIMAL + "[a]: 1\n"),
+              ElementsAre("8:1: expected a string key, got a sequence"));
+  EXPECT_THAT(load_errors(R"(listen: [{address: ":80"}]
+upstreams:
+  {a: 1}: {servers: ["a:1"]}
+  "": {servers: ["a:1"]}
+routes: [{upstream: app}]
+)"),
+              ElementsAre("3:3: expected an upstream name, got a map",
+                          "4:3: expected an upstream name, got \"\""));
+}
+
+TEST(LoadString, EmptyFileIsMissingEverything) {
+  LoadResult result = load("# nothing here\n");
+  EXPECT_FALSE(result.config);
+  EXPECT_THAT(errors_of(result), ElementsAre("0:0: missing required key \"listen\"",
+                                             "0:0: missing required key \"upstreams\"",
+                                             "0:0: missing required key \"routes\""));
+  EXPECT_EQ(to_string(result.errors[0]), "test.yaml: missing required key \"listen\"");
+}
+
+TEST(LoadString, TopLevelMustBeAMap) {
+  EXPECT_THAT(load_errors("- listen\n"),
+              ElementsAre("0:0: expected a map for the config file, got a sequence"));
+}
+
+TEST(LoadString, MissingRequiredKeys) {
+  EXPECT_THAT(
+      load_errors(R"(listen:
+  - tls: false
+tls:
+  certificates:
+    - cert: a.crt
+    - key: a.key
+upstreams:
+  app: {balance: round_robin}
+  web:
+    servers: [{weight: 2}]
+routes:
+  - match: {path_prefix: /}
+)"),
+      ElementsAre("2:5: missing required key \"address\"", "5:7: missing required key \"key\"",
+                  "6:7: missing required key \"cert\"", "8:3: missing required key \"servers\"",
+                  "10:15: missing required key \"address\"",
+                  "12:5: missing required key \"upstream\""));
+}
+
+TEST(LoadString, RequiredCollectionsMustNotBeEmpty) {
+  EXPECT_THAT(
+      load_errors(R"(listen: []
+upstreams: {}
+routes: []
+)"),
+      ElementsAre("1:9: \"listen\" must not be empty", "2:12: \"upstreams\" must not be empty",
+                  "3:9: \"routes\" must not be empty"));
+  EXPECT_THAT(load_errors(R"(listen: [{address: ":80"}]
+upstreams:
+  app:
+    servers: []
+routes: [{upstream: app}]
+)"),
+              ElementsAre("4:14: \"servers\" must not be empty"));
+}
+
+TEST(LoadString, WrongShapes) {
+  EXPECT_THAT(load_errors(R"(listen: ":80"
+tls: [a]
+upstreams: [app]
+routes:
+  - ":80"
+log: info
+limits:
+)"),
+              ElementsAre("1:9: expected a sequence for \"listen\", got \":80\"",
+                          "2:6: expected a map for \"tls\", got a sequence",
+                          "3:12: expected a map for \"upstreams\", got a sequence",
+                          "5:5: expected a map for an entry of \"routes\", got \":80\"",
+                          "6:6: expected a map for \"log\", got \"info\""));
+  EXPECT_THAT(load_errors(R"(listen: [{address: ":80"}]
+upstreams:
+  app:
+    servers: [[a]]
+  web: "w:1"
+routes: [{upstream: app}]
+)"),
+              ElementsAre("4:15: expected host:port or a map for an entry of \"servers\", got a "
+                          "sequence",
+                          "5:3: expected a map for upstream \"web\", got \"w:1\""));
+  EXPECT_THAT(load_errors(MINIMAL + "tls:\n  certificates: {cert: a.crt, key: a.key}\n"),
+              ElementsAre("9:17: expected a sequence for \"certificates\", got a map"));
+}
+
+TEST(LoadString, EmptyValuesPointAtTheirKey) {
+  EXPECT_THAT(load_errors(R"(listen:
+  - address:
+    tls: ~
+upstreams:
+  app:
+    servers: ["a:1"]
+routes:
+  - upstream:
+)"),
+              ElementsAre("2:5: expected host:port for \"address\", got an empty value",
+                          "3:5: expected a boolean for \"tls\", got an empty value",
+                          "8:5: expected a string for \"upstream\", got an empty value"));
+}
+
+TEST(LoadString, EmptySectionsMeanDefaults) {
+  Config cfg = load_ok(MINIMAL + "log:\nlimits:\ntls:\n  certificates:\n");
+  EXPECT_EQ(cfg.log.level, "info");
+  EXPECT_EQ(cfg.limits.max_connections, 10000u);
+  Config no_match = load_ok(R"(listen: [{address: ":80"}]
+upstreams: {app: {servers: ["a:1"]}}
+routes:
+  - match:
+    upstream: app
+)");
+  ASSERT_EQ(no_match.routes.size(), 1u);
+  EXPECT_EQ(no_match.routes[0].match.host, "");
+  EXPECT_EQ(no_match.routes[0].match.path_prefix, "/");
+}
+
+TEST(LoadString, Booleans) {
+  std::string yaml = R"(listen:
+  - {address: ":80", tls: "${TLS}"}
+upstreams: {app: {servers: ["a:1"]}}
+routes: [{upstream: app}]
+)";
+  EXPECT_FALSE(load_ok(yaml, fake_env({{"TLS", "false"}})).listeners.at(0).tls);
+  EXPECT_FALSE(load_ok(yaml, fake_env({{"TLS", "False"}})).listeners.at(0).tls);
+  EXPECT_FALSE(load_ok(yaml, fake_env({{"TLS", "FALSE"}})).listeners.at(0).tls);
+  EXPECT_THAT(load_errors(yaml, fake_env({{"TLS", "yes please"}})),
+              ElementsAre("2:27: expected a boolean for \"tls\", got \"yes please\""));
+  EXPECT_THAT(load_errors(yaml, fake_env({{"TLS", "1"}})),
+              ElementsAre("2:27: expected a boolean for \"tls\", got \"1\""));
+}
+
+TEST(LoadString, TlsAndRedirectOnOneListener) {
+  EXPECT_THAT(load_errors(R"(listen:
+  - address: ":80"
+    tls: true
+    redirect_https: true
+upstreams: {app: {servers: ["a:1"]}}
+routes: [{upstream: app}]
+)"),
+              ElementsAre("2:5: a listener cannot have both tls and redirect_https"));
+}
+
+TEST(LoadString, BadDurations) {
+  EXPECT_THAT(load_errors(R"(listen: [{address: ":80"}]
+upstreams:
+  app:
+    servers: ["a:1"]
+    connect_timeout: 5
+    response_timeout: 0s
+    idle_timeout: -1s
+routes: [{upstream: app}]
+limits:
+  header_timeout: 1.5s
+  idle_timeout: {}
+shutdown_timeout: 10 s
+)"),
+              ElementsAre("5:22: expected a duration like 5s for \"connect_timeout\": \"5\" has no "
+                          "unit (use ms, s, m, h or d)",
+                          "6:23: \"response_timeout\" must be greater than 0",
+                          "7:19: expected a duration like 5s for \"idle_timeout\": \"-1s\" is "
+                          "negative",
+                          "10:19: expected a duration like 5s for \"header_timeout\": \"1.5s\" is "
+                          "not a whole number",
+                          "11:17: expected a duration like 5s for \"idle_timeout\", got a map",
+                          "12:19: expected a duration like 5s for \"shutdown_timeout\": \"10 s\" "
+                          "has an unknown unit \" s\" (use ms, s, m, h or d)"));
+}
+
+TEST(LoadString, BadIntegers) {
+  EXPECT_THAT(
+      load_errors(MINIMAL + R"(limits:
+  max_connections: 0
+  max_header_bytes: 1023
+  max_body_bytes: 18446744073709551616
+)"),
+      ElementsAre(
+          "9:20: expected an integer from 1 to 4294967295 for \"max_connections\", got \"0\"",
+          "10:21: expected an integer from 1024 to 1048576 for \"max_header_bytes\", got "
+          "\"1023\"",
+          "11:19: expected a non-negative integer for \"max_body_bytes\", got "
+          "\"18446744073709551616\""));
+  EXPECT_EQ(load_ok(MINIMAL + "limits: {max_header_bytes: 1048576}\n").limits.max_header_bytes,
+            1048576u);
+  EXPECT_THAT(
+      load_errors(MINIMAL + "limits: {max_header_bytes: 1048577}\n"),
+      ElementsAre("8:28: expected an integer from 1024 to 1048576 for \"max_header_bytes\", "
+                  "got \"1048577\""));
+}
+
+TEST(LoadString, Choices) {
+  EXPECT_EQ(load_ok(MINIMAL + "log: {level: warn}\n").log.level, "warn");
+  EXPECT_THAT(load_errors(MINIMAL + "log: {level: verbose}\ntls: {min_version: 1.1}\n"),
+              ElementsAre("8:14: expected one of debug, info, warn, error for \"level\", got "
+                          "\"verbose\"",
+                          "9:20: expected one of 1.2, 1.3 for \"min_version\", got \"1.1\""));
+}
+
+TEST(LoadString, Balance) {
+  std::string yaml = R"(listen: [{address: ":80"}]
+upstreams:
+  app:
+    servers: ["a:1"]
+    balance: ${BALANCE}
+routes: [{upstream: app}]
+)";
+  EXPECT_EQ(load_ok(yaml, fake_env({{"BALANCE", "round_robin"}})).upstreams.at(0).balance,
+            "round_robin");
+  EXPECT_THAT(load_errors(yaml, fake_env({{"BALANCE", "least_conn"}})),
+              ElementsAre("5:14: balance \"least_conn\" is not supported yet"));
+  EXPECT_THAT(load_errors(yaml, fake_env({{"BALANCE", "random_two"}})),
+              ElementsAre("5:14: balance \"random_two\" is not supported yet"));
+  EXPECT_THAT(load_errors(yaml, fake_env({{"BALANCE", "fastest"}})),
+              ElementsAre("5:14: expected round_robin for \"balance\", got \"fastest\""));
+}
+
+TEST(LoadString, BadAddresses) {
+  EXPECT_THAT(load_errors(R"(listen:
+  - address: "x:99999"
+  - address: localhost
+upstreams:
+  app:
+    servers: ["::1:80", {address: "[::1]"}]
+routes: [{upstream: app}]
+)"),
+              ElementsAre("2:14: expected host:port for \"address\": invalid port in \"x:99999\"",
+                          "3:14: expected host:port for \"address\": missing port in \"localhost\" "
+                          "(expected host:port)",
+                          "6:15: expected host:port for an entry of \"servers\": IPv6 address must "
+                          "be in brackets, like [::1]:443, in \"::1:80\"",
+                          "6:35: expected host:port for \"address\": missing port after \"]\" in "
+                          "\"[::1]\""));
+}
+
+TEST(LoadString, Routes) {
+  EXPECT_THAT(load_errors(R"(listen: [{address: ":80"}]
+upstreams: {app: {servers: ["a:1"]}}
+routes:
+  - match: {path_prefix: api/}
+    upstream: app
+  - match: {path_prefix: ""}
+    upstream: app
+  - match: {host: [a]}
+    upstream: [app]
+)"),
+              ElementsAre("4:26: path_prefix must start with \"/\", got \"api/\"",
+                          "6:26: path_prefix must start with \"/\", got \"\"",
+                          "8:19: expected a string for \"host\", got a sequence",
+                          "9:15: expected a string for \"upstream\", got a sequence"));
+}
+
+TEST(LoadString, ValidateRunsAfterParsing) {
+  std::string yaml = R"(listen: [{address: ":80"}, {address: "*:80"}]
+upstreams: {app: {servers: ["a:1"]}}
+routes:
+  - upstream: api
+)";
+  EXPECT_THAT(load_errors(yaml), ElementsAre("1:28: duplicate listen address \"*:80\"",
+                                             "4:15: route refers to unknown upstream \"api\""));
+}
+
+TEST(LoadString, ValidateIsSkippedAfterParseErrors) {
+  EXPECT_THAT(load_errors(R"(listen: [{address: ":80", tls: maybe}]
+upstreams: {app: {servers: ["a:1"]}}
+routes: [{upstream: api}]
+)"),
+              ElementsAre("1:32: expected a boolean for \"tls\", got \"maybe\""));
+}
+
+TEST(LoadString, AllErrorsAreCollectedInDocumentOrder) {
+  EXPECT_THAT(
+      load_errors(R"(listen:
+  - address: ":0"
+upstreams:
+  app:
+    servers: ["a:1"]
+    connect_timeout: soon
+routes: [{upstream: app, extra: 1}]
+workers: many
+)"),
+      ElementsAre("2:14: expected host:port for \"address\": invalid port in \":0\"",
+                  "6:22: expected a duration like 5s for \"connect_timeout\": \"soon\" does "
+                  "not start with a number",
+                  "7:26: unknown key \"extra\"",
+                  "8:10: expected \"auto\" or an integer from 1 to 1024 for \"workers\", "
+                  "got \"many\""));
+}
+
+TEST(LoadString, YamlSyntaxError) {
+  LoadResult result = load("listen:\n  - address: \":80\"\n bad: [\n");
+  EXPECT_FALSE(result.config);
+  ASSERT_EQ(result.errors.size(), 1u);
+  EXPECT_EQ(result.errors[0].line, 3);
+  EXPECT_EQ(result.errors[0].col, 2);
+  EXPECT_EQ(to_string(result.errors[0]), "test.yaml:3:2: invalid YAML: end of map not found");
+  EXPECT_THAT(errors_of(load("listen: a: b\n")),
+              ElementsAre("1:10: invalid YAML: illegal map value"));
+  EXPECT_THAT(errors_of(load("a: *nowhere\n")),
+              ElementsAre("1:4: invalid YAML: the referenced anchor is not defined"));
+}
+
+TEST(LoadString, AnchorsAndAliasesWork) {
+  Config cfg = load_ok(R"(listen: [{address: ":80"}]
+upstreams:
+  app: &defaults {servers: ["a:1"], connect_timeout: 1s}
+  copy: *defaults
+routes: [{upstream: copy}]
+)");
+  ASSERT_EQ(cfg.upstreams.size(), 2u);
+  EXPECT_EQ(cfg.upstreams[1].connect_timeout, 1s);
+}
+
+TEST(EnvExpansion, VariablesAndDefaults) {
+  Config cfg = load_ok(R"(listen:
+  - address: "${HOST:-127.0.0.1}:${PORT:-8443}"
+  - address: "${ALT_HOST}:${ALT_PORT:-81}"
+upstreams:
+  app:
+    servers: ["${UPSTREAM}"]
+    connect_timeout: ${TIMEOUT:-2s}
+routes: [{upstream: app, match: {path_prefix: "/${PREFIX:-}"}}]
+workers: ${WORKERS:-auto}
+)",
+                       fake_env({{"ALT_HOST", "0.0.0.0"},
+                                 {"ALT_PORT", ""},
+                                 {"UPSTREAM", "app-1:8000"},
+                                 {"WORKERS", "3"}}));
+  EXPECT_EQ(cfg.listeners[0].address, "127.0.0.1:8443");
+  EXPECT_EQ(cfg.listeners[0].endpoint.port, 8443);
+  // Set but empty takes the default, like the shell and docker compose.
+  EXPECT_EQ(cfg.listeners[1].address, "0.0.0.0:81");
+  EXPECT_EQ(cfg.upstreams[0].servers[0].address, "app-1:8000");
+  EXPECT_EQ(cfg.upstreams[0].connect_timeout, 2s);
+  EXPECT_EQ(cfg.routes[0].match.path_prefix, "/");
+  EXPECT_EQ(cfg.workers, 3u);
+}
+
+TEST(EnvExpansion, LiteralDollarsAndSingleExpansion) {
+  Config cfg = load_ok(R"(listen: [{address: ":80"}]
+upstreams: {app: {servers: ["a:1"]}}
+routes:
+  - match: {host: "$$x$", path_prefix: "/$HOME/${NESTED}"}
+    upstream: app
+)",
+                       fake_env({{"NESTED", "${HOME}"}, {"HOME", "/root"}}));
+  EXPECT_EQ(cfg.routes[0].match.host, "$$x$");
+  // An expanded value is not expanded again.
+  EXPECT_EQ(cfg.routes[0].match.path_prefix, "/$HOME/${HOME}");
+}
+
+TEST(EnvExpansion, KeysAreNotExpanded) {
+  Config cfg = load_ok(R"(listen: [{address: ":80"}]
+upstreams: {"${NAME}": {servers: ["a:1"]}, app: {servers: ["b:1"]}}
+routes: [{upstream: "${NAME}"}]
+)",
+                       fake_env({{"NAME", "app"}}));
+  EXPECT_EQ(cfg.upstreams.at(0).name, "${NAME}");
+  EXPECT_EQ(cfg.routes.at(0).upstream, "app");
+}
+
+TEST(EnvExpansion, Errors) {
+  EXPECT_THAT(load_errors(R"(listen:
+  - address: "${HOST}:80"
+  - address: "${HOST:-x}:${PORT"
+  - address: "${}:80"
+  - address: "${A-B}:80"
+upstreams: {app: {servers: ["a:1"]}}
+routes: [{upstream: app}]
+)"),
+              ElementsAre("2:14: environment variable HOST is not set",
+                          "3:14: unterminated \"${\" in \"${HOST:-x}:${PORT\"",
+                          "4:14: invalid environment variable name \"\" in \"${}\"",
+                          "5:14: invalid environment variable name \"A-B\" in \"${A-B}\""));
+}
+
+TEST(EnvExpansion, SetButEmptyWithoutDefaultIsEmpty) {
+  EXPECT_THAT(load_errors(MINIMAL + "workers: \"${W}\"\n", fake_env({{"W", ""}})),
+              ElementsAre("8:10: expected \"auto\" or an integer from 1 to 1024 for \"workers\", "
+                          "got \"\""));
+}
+
+TEST(EnvExpansion, ProcessEnvironment) {
+  Environment env = process_environment();
+  setenv("FD_CONFIG_TEST_VAR", "value", 1);
+  EXPECT_EQ(env("FD_CONFIG_TEST_VAR"), "value");
+  unsetenv("FD_CONFIG_TEST_VAR");
+  EXPECT_EQ(env("FD_CONFIG_TEST_VAR"), std::nullopt);
+}
+
+TEST(LoadFile, ReadsTheFile) {
+  test::TempDir dir;
+  std::string path = dir.write("frontdoor.yaml", MINIMAL);
+  LoadResult result = load_file(path, fake_env());
+  ASSERT_TRUE(result.config) << to_string(result.errors.at(0));
+  EXPECT_EQ(result.config->source, path);
+}
+
+TEST(LoadFile, ErrorsNameTheFile) {
+  test::TempDir dir;
+  std::string path = dir.write("bad.yaml", MINIMAL + "workers: 0\n");
+  LoadResult result = load_file(path, fake_env());
+  ASSERT_EQ(result.errors.size(), 1u);
+  EXPECT_EQ(to_string(result.errors[0]),
+            path +
+                ":8:10: expected \"auto\" or an integer from 1 to 1024 for \"workers\", got "
+                "\"0\"");
+}
+
+TEST(LoadFile, MissingFile) {
+  test::TempDir dir;
+  std::string path = dir.path() + "/nope.yaml";
+  LoadResult result = load_file(path, fake_env());
+  EXPECT_FALSE(result.config);
+  ASSERT_EQ(result.errors.size(), 1u);
+  EXPECT_EQ(result.errors[0].line, 0);
+  EXPECT_EQ(result.errors[0].col, 0);
+  EXPECT_EQ(to_string(result.errors[0]),
+            path + ": cannot read config file: No such file or directory");
+}
+
+TEST(LoadFile, DirectoryIsNotAFile) {
+  test::TempDir dir;
+  LoadResult result = load_file(dir.path(), fake_env());
+  ASSERT_EQ(result.errors.size(), 1u);
+  EXPECT_EQ(to_string(result.errors[0]), dir.path() + ": cannot read config file: Is a directory");
+}
+
+TEST(Diagnostic, ToString) {
+  EXPECT_EQ(to_string(Diagnostic{"f.yaml", 3, 7, "boom"}), "f.yaml:3:7: boom");
+  EXPECT_EQ(to_string(Diagnostic{"f.yaml", 0, 0, "boom"}), "f.yaml: boom");
+}
+
+}  // namespace
+}  // namespace fd::config

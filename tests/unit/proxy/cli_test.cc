@@ -1,0 +1,48 @@
+#include "proxy/cli.h"
+
+#include <gtest/gtest.h>
+
+namespace fd::proxy {
+namespace {
+
+std::optional<CommandLine> parse(std::vector<std::string> args,
+                                 std::optional<std::string> env = std::nullopt) {
+  std::string error;
+  return parse_command_line(args, env, &error);
+}
+
+TEST(Cli, ConfigForms) {
+  EXPECT_EQ(parse({"-c", "a.yaml"})->config_path, "a.yaml");
+  EXPECT_EQ(parse({"--config", "b.yaml"})->config_path, "b.yaml");
+  EXPECT_EQ(parse({"--config=c.yaml"})->config_path, "c.yaml");
+  EXPECT_EQ(parse({}, "env.yaml")->config_path, "env.yaml");
+  EXPECT_EQ(parse({"-c", "a.yaml"}, "env.yaml")->config_path, "a.yaml");
+  EXPECT_EQ(parse({"-c", "a.yaml"})->mode, CommandLine::Mode::run);
+}
+
+TEST(Cli, CheckVersionHelp) {
+  EXPECT_EQ(parse({"--check", "-c", "a.yaml"})->mode, CommandLine::Mode::check);
+  EXPECT_EQ(parse({"--version"})->mode, CommandLine::Mode::version);
+  EXPECT_EQ(parse({"--help"})->mode, CommandLine::Mode::help);
+}
+
+TEST(Cli, QuickMode) {
+  auto cl = parse({"proxy", "--from", "127.0.0.1:8443", "--to", "a:1,b:2", "--to=c:3"});
+  ASSERT_TRUE(cl);
+  EXPECT_EQ(cl->mode, CommandLine::Mode::quick);
+  EXPECT_EQ(cl->quick_from, "127.0.0.1:8443");
+  EXPECT_EQ(cl->quick_to, (std::vector<std::string>{"a:1", "b:2", "c:3"}));
+}
+
+TEST(Cli, UsageErrors) {
+  std::string error;
+  EXPECT_FALSE(parse_command_line({}, std::nullopt, &error));
+  EXPECT_NE(error.find("no config file"), std::string::npos);
+  EXPECT_FALSE(parse_command_line({"--bogus"}, std::nullopt, &error));
+  EXPECT_NE(error.find("--bogus"), std::string::npos);
+  EXPECT_FALSE(parse_command_line({"-c"}, std::nullopt, &error));
+  EXPECT_FALSE(parse_command_line({"proxy", "--from", "x:1"}, std::nullopt, &error));
+}
+
+}  // namespace
+}  // namespace fd::proxy

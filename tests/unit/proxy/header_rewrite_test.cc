@@ -1,0 +1,143 @@
+#include "proxy/header_rewrite.h"
+
+#include <gtest/gtest.h>
+
+namespace fd::proxy {
+namespace {
+
+RequestHead make_request(std::vector<Header> headers, std::string target = "/path?q=1") {
+  RequestHead r;
+  r.method = "GET";
+  r.target = std::move(target);
+  r.headers = std::move(headers);
+  return r;
+}
+
+ForwardContext ctx(std::string_view ip = "198.51.100.7") { return {ip, "https", "rid-1"}; }
+
+TEST(HeaderRewrite, AddsForwardingHeadersAndKeepsHost) {
+  auto req = make_request({{"Host", "Example.com:8443"}, {"Accept", "*/*"}});
+  std::string out = build_upstream_request(req, ctx());
+  EXPECT_EQ(out,
+            "GET /path?q=1 HTTP/1.1\r\n"
+            "Host: Example.com:8443\r\n"
+            "Accept: */*\r\n"
+            "X-Forwarded-For: 198.51.100.7\r\n"
+            "X-Forwarded-Proto: https\r\n"
+            "X-Forwarded-Host: Example.com:8443\r\n"
+            "Forwarded: for=198.51.100.7;host=\"Example.com:8443\";proto=https\r\n"
+            "X-Request-Id: rid-1\r\n"
+            "\r\n");
+}
+
+TEST(HeaderRewrite, AppendsToClientForwardedFor) {
+  auto req = make_request({{"Host", "a"}, {"X-Forwarded-For", "203.0.113.9"},
+                           {"Forwarded", "for=203.0.113.9"}});
+  std::string out = build_upstream_request(req, ctx());
+  EXPECT_NE(out.find("X-Forwarded-For: 203.0.113.9, 198.51.100.7\r\n"), std::string::npos);
+  EXPECT_NE(out.find("Forwarded: for=203.0.113.9, for=198.51.100.7;host=a;proto=https\r\n"),
+            std::string::npos);
+}
+
+TEST(HeaderRewrite, QuotesIpv6InForwarded) {
+  auto req = make_request({{"Host", "a"}});
+  std::string out = build_upstream_request(req, ctx("::1"));
+  EXPECT_NE(out.find("Forwarded: for=\"[::1]\";host=a;proto=https\r\n"), std::string::npos);
+  EXPECT_NE(out.find("X-Forwarded-For: ::1\r\n"), std::string::npos);
+}
+
+TEST(HeaderRewrite, RemovesHopByHopAndConnectionNamedHeaders) {
+  auto req = make_request({{"Host", "a"},
+                           {"Connection", "keep-alive, X-Custom-Hop"},
+                           {"X-Custom-Hop", "1"},
+                           {"Keep-Alive", "timeout=5"},
+                           {"TE", "trailers"},
+                           {"Trailer", "X"},
+                           {"Upgrade", "foo"},
+                           {"Proxy-Authorization", "secret"},
+                           {"Proxy-Connection", "keep-alive"},
+                           {"X-Keep-Me", "1"}});
+  std::string out = build_upstream_request(req, ctx());
+  for (const char* gone : {"Connection:", "X-Custom-Hop", "Keep-Alive", "TE:", "Trailer",
+                           "Upgrade", "Proxy-"}) {
+    EXPECT_EQ(out.find(gone), std::string::npos) << gone;
+  }
+  EXPECT_NE(out.find("X-Keep-Me: 1\r\n"), std::string::npos);
+}
+
+TEST(HeaderRewrite, ReplacesClientForwardedProtoHostAndRequestId) {
+  auto req = make_request({{"Host", "a"}, {"X-Forwarded-Proto", "http"},
+                           {"X-Forwarded-Host", "evil"}, {"X-Request-Id", "client"}});
+  std::string out = build_upstream_request(req, ctx());
+  EXPECT_EQ(out.find("evil"), std::string::npos);
+  EXPECT_EQ(out.find("X-Forwarded-Proto: http\r\n"), std::string::npos);
+  EXPECT_EQ(out.find("client"), std::string::npos);
+  EXPECT_NE(out.find("X-Request-Id: rid-1\r\n"), std::string::npos);
+}
+
+TEST(HeaderRewrite, ChunkedRequestIsReframedAndAbsoluteFormBecomesOriginForm) {
+  auto req = make_request({{"Host", "a"}, {"Transfer-Encoding", "chunked"}},
+                          "http://a/x/y?z");
+  req.chunked = true;
+  std::string out = build_upstream_request(req, ctx());
+  EXPECT_EQ(out.rfind("GET /x/y?z HTTP/1.1\r\n", 0), 0u);
+  EXPECT_NE(out.find("Transfer-Encoding: chunked\r\n"), std::string::npos);
+  EXPECT_EQ(out.find("Transfer-Encoding"), out.rfind("Transfer-Encoding"));
+}
+
+TEST(HeaderRewrite, ResponseFraming) {
+  ResponseHead r;
+  r.status = 200;
+  r.content_length = 10;
+  EXPECT_EQ(response_framing(r, false, false), BodyFraming::content_length);
+  EXPECT_EQ(response_framing(r, true, false), BodyFraming::none);
+  r.content_length = -1;
+  EXPECT_EQ(response_framing(r, false, false), BodyFraming::chunked);
+  EXPECT_EQ(response_framing(r, false, true), BodyFraming::until_close);
+  r.chunked = true;
+  EXPECT_EQ(response_framing(r, false, false), BodyFraming::chunked);
+  r.status = 204;
+  EXPECT_EQ(response_framing(r, false, false), BodyFraming::none);
+  r.status = 304;
+  EXPECT_EQ(response_framing(r, false, false), BodyFraming::none);
+}
+
+TEST(HeaderRewrite, DownstreamResponseStripsHopByHopAndSetsFraming) {
+  ResponseHead r;
+  r.status = 200;
+  r.reason = "OK";
+  r.headers = {{"Content-Type", "text/plain"}, {"Transfer-Encoding", "chunked"},
+               {"Connection", "keep-alive"}, {"Keep-Alive", "timeout=5"}, {"X-A", "1"}};
+  EXPECT_EQ(build_downstream_response(r, BodyFraming::chunked, false),
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-A: 1\r\n"
+            "Transfer-Encoding: chunked\r\n\r\n");
+  r.headers = {{"Content-Length", "5"}};
+  EXPECT_EQ(build_downstream_response(r, BodyFraming::content_length, true),
+            "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\n");
+  EXPECT_EQ(build_downstream_response(r, BodyFraming::until_close, true),
+            "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n");
+}
+
+TEST(HeaderRewrite, RequestIdValidation) {
+  EXPECT_TRUE(is_valid_request_id("abc-123"));
+  EXPECT_TRUE(is_valid_request_id("a.b_c:d"));
+  EXPECT_FALSE(is_valid_request_id(""));
+  EXPECT_FALSE(is_valid_request_id("has space"));
+  EXPECT_FALSE(is_valid_request_id("quote\""));
+  EXPECT_FALSE(is_valid_request_id(std::string(129, 'a')));
+  EXPECT_TRUE(is_valid_request_id(std::string(128, 'a')));
+}
+
+TEST(HeaderRewrite, HostAndPathHelpers) {
+  EXPECT_EQ(normalize_host("Example.COM:443"), "example.com");
+  EXPECT_EQ(normalize_host("[::1]:8443"), "[::1]");
+  EXPECT_EQ(normalize_host("localhost"), "localhost");
+  EXPECT_EQ(request_path("/a?b"), "/a?b");
+  EXPECT_EQ(request_path("https://h:1/a/b?c"), "/a/b?c");
+  EXPECT_EQ(request_path("http://h"), "/");
+  EXPECT_EQ(request_path("http://h?x=1"), "?x=1");
+  EXPECT_EQ(request_path("*"), "*");
+}
+
+}  // namespace
+}  // namespace fd::proxy

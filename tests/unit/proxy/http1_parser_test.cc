@@ -1,0 +1,165 @@
+#include "proxy/http1_parser.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+namespace fd::proxy {
+namespace {
+
+// Records what the parser reports, feeding it in pieces of |step| bytes.
+class Recorder : public Http1Parser::Handler {
+ public:
+  explicit Recorder(Http1Parser::Kind kind, uint32_t max_head = 8192) : parser(kind, this, max_head) {}
+
+  bool on_head() override {
+    ++heads;
+    return skip_body;
+  }
+  void on_body(const char* data, size_t len) override { body.append(data, len); }
+  void on_message_complete() override { ++messages; }
+
+  // Feeds |bytes| until a message ends or an error; returns the last outcome.
+  Http1Parser::Outcome feed(const std::string& bytes, size_t step = 1 << 20) {
+    Http1Parser::Outcome out;
+    size_t pos = 0;
+    while (pos < bytes.size()) {
+      size_t n = std::min(step, bytes.size() - pos);
+      out = parser.execute(bytes.data() + pos, n);
+      pos += out.consumed;
+      if (out.status != Http1Parser::Status::more) {
+        break;
+      }
+    }
+    rest = bytes.substr(pos);
+    return out;
+  }
+
+  Http1Parser parser;
+  int heads = 0;
+  int messages = 0;
+  bool skip_body = false;
+  std::string body;
+  std::string rest;
+};
+
+TEST(Http1Parser, ParsesRequestHeadInTinyPieces) {
+  Recorder r(Http1Parser::Kind::request);
+  auto out = r.feed("GET /a?b=1 HTTP/1.1\r\nHost: x\r\nX-Long:  value with spaces  \r\n\r\n", 1);
+  EXPECT_EQ(out.status, Http1Parser::Status::message_done);
+  const RequestHead& h = r.parser.request();
+  EXPECT_EQ(h.method, "GET");
+  EXPECT_EQ(h.target, "/a?b=1");
+  ASSERT_EQ(h.headers.size(), 2u);
+  EXPECT_EQ(h.headers[1].name, "X-Long");
+  EXPECT_EQ(h.headers[1].value, "value with spaces");
+  EXPECT_TRUE(h.keep_alive);
+  EXPECT_FALSE(h.has_body());
+}
+
+TEST(Http1Parser, StopsAfterEachPipelinedRequest) {
+  Recorder r(Http1Parser::Kind::request);
+  std::string two = "GET /1 HTTP/1.1\r\nHost: x\r\n\r\nGET /2 HTTP/1.1\r\nHost: x\r\n\r\n";
+  auto out = r.feed(two);
+  EXPECT_EQ(out.status, Http1Parser::Status::message_done);
+  EXPECT_EQ(r.parser.request().target, "/1");
+  EXPECT_EQ(r.rest, "GET /2 HTTP/1.1\r\nHost: x\r\n\r\n");
+  r.parser.next_message();
+  out = r.feed(r.rest);
+  EXPECT_EQ(out.status, Http1Parser::Status::message_done);
+  EXPECT_EQ(r.parser.request().target, "/2");
+  EXPECT_EQ(r.messages, 2);
+}
+
+TEST(Http1Parser, DecodesChunkedBody) {
+  Recorder r(Http1Parser::Kind::request);
+  auto out = r.feed(
+      "POST /u HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
+      3);
+  EXPECT_EQ(out.status, Http1Parser::Status::message_done);
+  EXPECT_TRUE(r.parser.request().chunked);
+  EXPECT_EQ(r.body, "hello world");
+}
+
+TEST(Http1Parser, ContentLengthBody) {
+  Recorder r(Http1Parser::Kind::request);
+  auto out = r.feed("PUT /u HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nabcdGET");
+  EXPECT_EQ(out.status, Http1Parser::Status::message_done);
+  EXPECT_EQ(r.parser.request().content_length, 4);
+  EXPECT_EQ(r.body, "abcd");
+  EXPECT_EQ(r.rest, "GET");
+}
+
+struct BadRequest {
+  const char* name;
+  const char* bytes;
+  int status;
+};
+
+class Http1ParserRejects : public ::testing::TestWithParam<BadRequest> {};
+
+TEST_P(Http1ParserRejects, WithStatus) {
+  Recorder r(Http1Parser::Kind::request, 256);
+  auto out = r.feed(GetParam().bytes);
+  EXPECT_EQ(out.status, Http1Parser::Status::error) << GetParam().name;
+  EXPECT_EQ(out.http_status, GetParam().status) << GetParam().name;
+  EXPECT_FALSE(out.reason.empty());
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Malformed, Http1ParserRejects,
+    ::testing::Values(
+        BadRequest{"no colon", "GET / HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n", 400},
+        BadRequest{"space before colon", "GET / HTTP/1.1\r\nHost : x\r\n\r\n", 400},
+        BadRequest{"cl and te", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n"
+                   "Transfer-Encoding: chunked\r\n\r\n", 400},
+        BadRequest{"two content-lengths", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n"
+                   "Content-Length: 4\r\n\r\n", 400},
+        BadRequest{"bare LF", "GET / HTTP/1.1\nHost: x\n\n", 400},
+        BadRequest{"obs-fold", "GET / HTTP/1.1\r\nHost: x\r\nX: a\r\n b\r\n\r\n", 400},
+        BadRequest{"NUL in value", std::string("GET / HTTP/1.1\r\nX: a\0b\r\n\r\n", 30).c_str(), 400},
+        BadRequest{"head too large", "GET / HTTP/1.1\r\nX: "
+                   "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+                   "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+                   "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n", 431},
+        BadRequest{"target too long", "GET /"
+                   "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+                   "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+                   "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa HTTP/1.1\r\n\r\n", 414}));
+
+TEST(Http1Parser, ResponseToHeadHasNoBody) {
+  Recorder r(Http1Parser::Kind::response);
+  r.skip_body = true;
+  auto out = r.feed("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n");
+  EXPECT_EQ(out.status, Http1Parser::Status::message_done);
+  EXPECT_EQ(r.parser.response().status, 200);
+  EXPECT_EQ(r.parser.response().reason, "OK");
+  EXPECT_EQ(r.parser.response().content_length, 100);
+}
+
+TEST(Http1Parser, CloseDelimitedResponseCompletesAtEof) {
+  Recorder r(Http1Parser::Kind::response);
+  auto out = r.feed("HTTP/1.0 200 OK\r\n\r\nbody bytes");
+  EXPECT_EQ(out.status, Http1Parser::Status::more);
+  EXPECT_TRUE(r.parser.needs_eof());
+  EXPECT_TRUE(r.parser.finish());
+  EXPECT_EQ(r.messages, 1);
+  EXPECT_EQ(r.body, "body bytes");
+  EXPECT_FALSE(r.parser.response().keep_alive);
+}
+
+TEST(Http1Parser, InterimResponseThenFinal) {
+  Recorder r(Http1Parser::Kind::response);
+  auto out = r.feed("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n");
+  EXPECT_EQ(out.status, Http1Parser::Status::message_done);
+  EXPECT_EQ(r.parser.response().status, 100);
+  r.parser.next_message();
+  out = r.feed(r.rest);
+  EXPECT_EQ(out.status, Http1Parser::Status::message_done);
+  EXPECT_EQ(r.parser.response().status, 201);
+}
+
+}  // namespace
+}  // namespace fd::proxy
