@@ -94,7 +94,7 @@ TEST(Http1Parser, ContentLengthBody) {
 
 struct BadRequest {
   const char* name;
-  const char* bytes;
+  std::string bytes;
   int status;
 };
 
@@ -119,7 +119,7 @@ INSTANTIATE_TEST_SUITE_P(
                    "Content-Length: 4\r\n\r\n", 400},
         BadRequest{"bare LF", "GET / HTTP/1.1\nHost: x\n\n", 400},
         BadRequest{"obs-fold", "GET / HTTP/1.1\r\nHost: x\r\nX: a\r\n b\r\n\r\n", 400},
-        BadRequest{"NUL in value", std::string("GET / HTTP/1.1\r\nX: a\0b\r\n\r\n", 30).c_str(), 400},
+        BadRequest{"NUL in value", std::string("GET / HTTP/1.1\r\nX: a\0b\r\n\r\n", 26), 400},
         BadRequest{"head too large", "GET / HTTP/1.1\r\nX: "
                    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
                    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"

@@ -1,0 +1,155 @@
+"""Errors the proxy makes itself (502, 504, 400, 413, 431) and client-side timeouts."""
+
+import os
+import time
+import unittest
+
+import harness
+from harness import SLOW
+
+
+class ProxyErrorsTest(harness.ProxyTestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        try:
+            cls.up = cls.class_upstream("err")
+            cls.dead_port = harness.free_port()  # nothing listens here
+            cls.port = harness.free_port()
+            cls.fd = cls.class_frontdoor(harness.tls_config(
+                cls.port, cls.certs,
+                {
+                    "app": [cls.up.address],
+                    "dead": {"servers": ["127.0.0.1:%d" % cls.dead_port], "connect_timeout": "2s"},
+                    "slow": {"servers": [cls.up.address], "response_timeout": "1s"},
+                },
+                routes=[
+                    {"match": {"path_prefix": "/dead/"}, "upstream": "dead"},
+                    {"match": {"path_prefix": "/hang"}, "upstream": "slow"},
+                    {"match": {"path_prefix": "/"}, "upstream": "app"},
+                ],
+                limits={"max_header_bytes": 2048, "max_body_bytes": 1000}))
+        except BaseException:
+            cls.tearDownClass()
+            raise
+
+    def setUp(self):
+        self.fd.assert_running()
+
+    def assert_plain_error(self, r, status):
+        self.assertEqual(r.status, status, r)
+        self.assertGreater(len(r.body), 0, r)
+        self.assertLess(len(r.body), 512, r)
+        self.assertTrue(r.headers.get("content-type", "").startswith("text/plain"), r)
+        self.assertNotIn("x-upstream", r.headers, r)
+
+    def test_502_when_upstream_port_closed(self):
+        t0 = time.monotonic()
+        r = self.get(self.port, "/dead/x")
+        self.assert_plain_error(r, 502)
+        self.assertLess(time.monotonic() - t0, 5 * SLOW)
+
+    def test_504_when_upstream_hangs(self):
+        t0 = time.monotonic()
+        r = self.get(self.port, "/hang", timeout=15 * SLOW)
+        elapsed = time.monotonic() - t0
+        self.assert_plain_error(r, 504)
+        self.assertLess(elapsed, 5 * SLOW)
+        self.assertGreaterEqual(elapsed, 0.9, "504 came before response_timeout (1s)")
+
+    def test_malformed_request_gets_400_and_close(self):
+        data, closed = harness.raw_tls_exchange(
+            self.port, b"GET / HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n", ca=self.certs.ca,
+            timeout=5 * SLOW)
+        self.assertTrue(data.startswith(b"HTTP/1.1 400"), data)
+        self.assertTrue(closed, "connection not closed after 400: %r" % data)
+        r = self.get(self.port, "/after-400")
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.body, b"upstream err /after-400\n")
+
+    def test_431_header_too_large(self):
+        r = self.get(self.port, "/big-header", "localhost", "-H", "X-Big: " + "a" * 4000)
+        self.assert_plain_error(r, 431)
+        r = self.get(self.port, "/small-header", "localhost", "-H", "X-Small: " + "a" * 500)
+        self.assertEqual(r.status, 200, r)
+
+    def test_413_body_too_large(self):
+        path = self.tmp.join("5000.bin")
+        with open(path, "wb") as f:
+            f.write(os.urandom(5000))
+        r = self.get(self.port, "/echo", "localhost", "--data-binary", "@" + path)
+        self.assert_plain_error(r, 413)
+        small = self.tmp.join("900.bin")
+        with open(small, "wb") as f:
+            f.write(os.urandom(900))
+        r = self.get(self.port, "/echo", "localhost", "--data-binary", "@" + small)
+        self.assertEqual(r.status, 200, r)
+
+    def test_413_chunked_body_too_large(self):
+        path = self.tmp.join("5000c.bin")
+        with open(path, "wb") as f:
+            f.write(os.urandom(5000))
+        r = self.get(self.port, "/echo", "localhost", "-H", "Transfer-Encoding: chunked",
+                     "--data-binary", "@" + path)
+        # The head may already be on its way upstream when the limit is crossed; the client
+        # must not see a 200 with the body accepted.
+        self.assertIn(r.status, (413, 0), r)
+
+
+class ClientTimeoutsTest(harness.ProxyTestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        try:
+            cls.up = cls.class_upstream("to")
+        except BaseException:
+            cls.tearDownClass()
+            raise
+
+    def test_header_timeout(self):
+        port = harness.free_port()
+        self.frontdoor(harness.tls_config(port, self.certs, {"app": [self.up.address]},
+                                          limits={"header_timeout": "1s", "idle_timeout": "60s"}))
+        with harness.tls_connect(port, ca=self.certs.ca, timeout=5) as s:
+            t0 = time.monotonic()
+            s.sendall(b"GET / HTTP/1.1\r\n")
+            data, closed = harness.read_until_close(s, timeout=6 * SLOW)
+            elapsed = time.monotonic() - t0
+        self.assertTrue(closed, "connection still open %.1fs after a partial head" % elapsed)
+        self.assertLess(elapsed, 3.0 * SLOW)
+        self.assertGreater(elapsed, 0.5, "closed before header_timeout")
+        self.assertTrue(data == b"" or data.startswith(b"HTTP/1.1 408"), data)
+
+    def test_idle_timeout(self):
+        port = harness.free_port()
+        self.frontdoor(harness.tls_config(port, self.certs, {"app": [self.up.address]},
+                                          limits={"idle_timeout": "1s", "header_timeout": "10s"}))
+        with harness.tls_connect(port, ca=self.certs.ca, timeout=5) as s:
+            s.sendall(b"GET /idle HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            status, headers, body = harness.read_response(s, timeout=5 * SLOW)
+            self.assertEqual(status, 200)
+            self.assertEqual(body, b"upstream to /idle\n")
+            t0 = time.monotonic()
+            data, closed = harness.read_until_close(s, timeout=6 * SLOW)
+            elapsed = time.monotonic() - t0
+        self.assertTrue(closed, "idle keep-alive connection still open after %.1fs" % elapsed)
+        self.assertEqual(data, b"")
+        self.assertLess(elapsed, 3.0 * SLOW)
+        self.assertGreater(elapsed, 0.5, "closed well before idle_timeout")
+
+    def test_keepalive_survives_within_idle_timeout(self):
+        port = harness.free_port()
+        self.frontdoor(harness.tls_config(port, self.certs, {"app": [self.up.address]},
+                                          limits={"idle_timeout": "3s"}))
+        with harness.tls_connect(port, ca=self.certs.ca, timeout=5) as s:
+            for i in range(3):
+                s.sendall(b"GET /ka%d HTTP/1.1\r\nHost: localhost\r\n\r\n" % i)
+                status, _, body = harness.read_response(s, timeout=5 * SLOW)
+                self.assertEqual((status, body), (200, b"upstream to /ka%d\n" % i))
+                time.sleep(0.5)
+
+
+if __name__ == "__main__":
+    unittest.main()
