@@ -125,14 +125,13 @@ class TlsTest(harness.ProxyTestCase):
     # --- ALPN ---
 
     def test_alpn(self):
-        for proto in ("http/1.1", "h2"):
-            with self.subTest(alpn=proto):
-                rc, out = self.handshake("-servername", "localhost", "-alpn", proto)
-                self.assertEqual(rc, 0, out)
-                self.assertIn("ALPN protocol: %s" % proto, out)
+        rc, out = self.handshake("-servername", "localhost", "-alpn", "http/1.1")
+        self.assertEqual(rc, 0, out)
+        self.assertIn("ALPN protocol: http/1.1", out)
+        # h2 is not offered until HTTP/2 lands: the server picks http/1.1 from the client's list.
         rc, out = self.handshake("-servername", "localhost", "-alpn", "h2,http/1.1")
         self.assertEqual(rc, 0, out)
-        self.assertIn("ALPN protocol: h2", out)
+        self.assertIn("ALPN protocol: http/1.1", out)
 
     # --- resumption ---
 
