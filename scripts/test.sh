@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Builds frontdoor and runs its test suite with CTest.
+#   scripts/test.sh              normal suite, then the ASan + UBSan suite (what CI runs)
+#   scripts/test.sh --normal     normal build only (build/)
+#   scripts/test.sh --sanitize   ASan + UBSan build only (build-asan/)
+# Arguments after `--` go to ctest, e.g. `scripts/test.sh -- -R config -L unit`.
+# Exits non-zero if a build or any test fails.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+usage() { echo "usage: $0 [--normal | --sanitize] [-- CTEST_ARGS...]" >&2; exit 2; }
+
+mode=all
+ctest_args=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --sanitize) mode=sanitize ;;
+    --normal) mode=normal ;;
+    --) shift; ctest_args=("$@"); break ;;
+    -h|--help) usage ;;
+    *) echo "test: unknown argument: $1" >&2; usage ;;
+  esac
+  shift
+done
+
+scripts/install-deps.sh
+export FRONTDOOR_DEPS_CHECKED=1
+# The integration tests serve the development certificate (certs-dev/out/).
+certs-dev/make-dev-certs.sh
+
+# run_suite normal|sanitize: builds that variant and runs its tests.
+# Returns 1 if the build failed, 2 if tests failed.
+run_suite() {
+  local variant=$1 build_dir=build build_args=() start=$SECONDS
+  if [ "$variant" = sanitize ]; then
+    build_dir=build-asan
+    build_args=(--sanitize)
+  fi
+  echo "== test: building the $variant variant ($build_dir)"
+  if ! scripts/build.sh "${build_args[@]}"; then
+    echo "== test: $variant build FAILED" >&2
+    return 1
+  fi
+  echo "== test: running the $variant suite"
+  if (
+    if [ "$variant" = sanitize ]; then
+      export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
+      export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
+    fi
+    # stdin from /dev/null: CI runs us without one, and a closed fd 0 gets reused by sockets.
+    ctest --test-dir "$build_dir" --output-on-failure --no-tests=error --timeout 900 \
+      "${ctest_args[@]}" </dev/null
+  ); then
+    echo "== test: $variant suite passed ($((SECONDS - start))s)"
+    return 0
+  fi
+  echo "== test: $variant suite FAILED ($((SECONDS - start))s)" >&2
+  return 2
+}
+
+case "$mode" in
+  normal) run_suite normal ;;
+  sanitize) run_suite sanitize ;;
+  all)
+    status=0
+    run_suite normal || status=$?
+    # A failed build would fail the same way again; failed tests still get the sanitizer run,
+    # which often says why.
+    if [ "$status" -eq 1 ]; then
+      exit 1
+    fi
+    run_suite sanitize || status=$?
+    if [ "$status" -ne 0 ]; then
+      echo "== test: FAILED (see above)" >&2
+      exit 1
+    fi
+    echo "== test: all suites passed"
+    ;;
+esac
