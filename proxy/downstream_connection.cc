@@ -116,10 +116,7 @@ void DownstreamConnection::process_input() {
       keep_alive_ = false;
       exchange_->abort("invalid request body: " + out.reason);
     } else {
-      const char* text = out.http_status == 431   ? "Request Header Fields Too Large"
-                         : out.http_status == 414 ? "URI Too Long"
-                                                  : "Bad Request";
-      respond_direct(out.http_status, text, std::string(text) + "\n", "", true);
+      respond_direct(out.http_status, std::string(reason_phrase(out.http_status)) + "\n", "", true);
     }
   }
   in_process_ = false;
@@ -133,13 +130,13 @@ bool DownstreamConnection::on_head() {
   if (listener_.redirect_https) {
     std::string host = request_host(req);
     if (host.empty()) {
-      respond_direct(400, "Bad Request", "a Host header is required\n", "", true);
+      respond_direct(400, "a Host header is required\n", "", true);
       return false;
     }
     uint16_t port = snapshot_->https_port();
     std::string location = "https://" + host + (port != 443 ? ":" + std::to_string(port) : "") +
                            std::string(request_path(req.target));
-    respond_direct(308, "Permanent Redirect", "redirecting to " + location + "\n",
+    respond_direct(308, "redirecting to " + location + "\n",
                    "Location: " + location + "\r\n", req.has_body());
     return false;
   }
@@ -241,12 +238,12 @@ void DownstreamConnection::after_exchange() {
   timer_.arm(snapshot_->config().limits.idle_timeout);
 }
 
-void DownstreamConnection::respond_direct(int status, const char* reason, const std::string& body,
+void DownstreamConnection::respond_direct(int status, const std::string& body,
                                           const std::string& extra_headers, bool close_after) {
   if (close_after) {
     keep_alive_ = false;
   }
-  std::string text = "HTTP/1.1 " + std::to_string(status) + " " + reason +
+  std::string text = "HTTP/1.1 " + std::to_string(status) + " " + reason_phrase(status) +
                      "\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: " +
                      std::to_string(body.size()) + "\r\n" + extra_headers +
                      (keep_alive_ ? "" : "Connection: close\r\n") + "\r\n" + body;
@@ -299,7 +296,8 @@ void DownstreamConnection::on_drained() {
 }
 
 void DownstreamConnection::on_closed(bool eof, bool timeout, const std::string& reason) {
-  if (phase_ != Phase::lingering && !(eof && phase_ == Phase::head && !parser_.in_message())) {
+  bool quiet = phase_ == Phase::lingering || (eof && phase_ == Phase::head && !parser_.in_message());
+  if (!quiet && log::enabled(log::Level::debug)) {
     log::debug("client connection closed",
                {{"client", client_.ip}, {"eof", eof}, {"timeout", timeout}, {"reason", reason}});
   }
@@ -310,7 +308,7 @@ void DownstreamConnection::on_timer() {
   switch (phase_) {
     case Phase::head:
       if (parser_.in_message()) {
-        respond_direct(408, "Request Timeout", "request head not received in time\n", "", true);
+        respond_direct(408, "request head not received in time\n", "", true);
         process_input();
       } else {
         close("header timeout");

@@ -76,8 +76,8 @@ class DownstreamConnection : public Deferrable,
   // After an exchange: keep-alive to the next request, or close.
   void after_exchange();
   // Answers without an exchange (parse errors, redirects, timeouts), then closes or continues.
-  void respond_direct(int status, const char* reason, const std::string& body,
-                      const std::string& extra_headers, bool close_after);
+  void respond_direct(int status, const std::string& body, const std::string& extra_headers,
+                      bool close_after);
   void close_after_flush(bool linger);
   void finish_close();
   void on_timer();

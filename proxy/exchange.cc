@@ -15,31 +15,6 @@ constexpr size_t REQUEST_HIGH_WATERMARK = 256 * 1024;
 // Above this many queued response bytes the upstream is paused until the client drains them.
 constexpr size_t RESPONSE_HIGH_WATERMARK = 256 * 1024;
 
-const char* reason_phrase(int status) {
-  switch (status) {
-    case 400:
-      return "Bad Request";
-    case 404:
-      return "Not Found";
-    case 408:
-      return "Request Timeout";
-    case 413:
-      return "Content Too Large";
-    case 414:
-      return "URI Too Long";
-    case 431:
-      return "Request Header Fields Too Large";
-    case 502:
-      return "Bad Gateway";
-    case 503:
-      return "Service Unavailable";
-    case 504:
-      return "Gateway Timeout";
-    default:
-      return "Error";
-  }
-}
-
 bool idempotent(const std::string& method) {
   return method == "GET" || method == "HEAD" || method == "OPTIONS" || method == "PUT" ||
          method == "DELETE" || method == "TRACE";
@@ -107,7 +82,7 @@ void Exchange::lease_connection(bool allow_pooled) {
   auto rc = upstream_->connect(group_->settings->connect_timeout);
   if (!rc) {
     error_ = rc.error().message;
-    worker_.loop().defer_delete(std::move(upstream_));
+    UpstreamConnection::dispose(worker_.loop(), std::move(upstream_));
     respond_local(502, "could not connect to the upstream server");
     return;
   }
@@ -245,7 +220,7 @@ void Exchange::on_upstream_failure(UpstreamFailure failure, const std::string& r
                failure == UpstreamFailure::closed;
   if (stale && !retried_ && !body_sent_ && idempotent(request_.method)) {
     retried_ = true;
-    worker_.loop().defer_delete(std::move(upstream_));
+    UpstreamConnection::dispose(worker_.loop(), std::move(upstream_));
     evbuffer_drain(pending_, evbuffer_get_length(pending_));
     evbuffer_add(pending_, upstream_head_.data(), upstream_head_.size());
     lease_connection(false);
@@ -309,7 +284,7 @@ void Exchange::release_upstream() {
     worker_.pool().put(std::move(upstream_), group_->settings->max_idle_connections,
                        group_->settings->idle_timeout);
   } else {
-    worker_.loop().defer_delete(std::move(upstream_));
+    UpstreamConnection::dispose(worker_.loop(), std::move(upstream_));
   }
 }
 

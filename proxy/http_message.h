@@ -12,6 +12,9 @@ struct Header {
   std::string value;
 };
 
+// Reason phrase for the statuses the proxy itself produces ("Error" for others).
+const char* reason_phrase(int status);
+
 // ASCII case-insensitive comparison for header names and tokens.
 bool iequals(std::string_view a, std::string_view b);
 

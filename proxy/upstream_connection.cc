@@ -21,6 +21,15 @@ UpstreamConnection::UpstreamConnection(EventLoop& loop, std::shared_ptr<Upstream
 
 UpstreamConnection::~UpstreamConnection() = default;
 
+void UpstreamConnection::dispose(EventLoop& loop, std::unique_ptr<UpstreamConnection> conn) {
+  conn->failed_ = true;
+  conn->reusable_ = false;
+  if (conn->transport_) {
+    conn->transport_->close();
+  }
+  loop.defer_delete(std::move(conn));
+}
+
 Result<void> UpstreamConnection::connect(std::chrono::milliseconds timeout) {
   auto t = Transport::connect_tcp(loop_, reinterpret_cast<const sockaddr*>(&server_->addr),
                                   server_->addr_len, this);

@@ -47,6 +47,10 @@ class UpstreamConnection : public Deferrable,
   UpstreamConnection(EventLoop& loop, std::shared_ptr<UpstreamServer> server, Listener* listener);
   ~UpstreamConnection() override;
 
+  // The one way to drop a connection: silences it at once (no callback reaches its last
+  // listener again) and deletes it on the loop's next deferred pass.
+  static void dispose(EventLoop& loop, std::unique_ptr<UpstreamConnection> conn);
+
   // Starts a non-blocking connect bounded by |timeout|.
   Result<void> connect(std::chrono::milliseconds timeout);
   bool connected() const { return connected_; }

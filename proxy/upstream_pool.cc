@@ -26,7 +26,7 @@ void UpstreamPool::put(std::unique_ptr<UpstreamConnection> conn, uint32_t max_id
     if (list.empty()) {
       idle_.erase(&conn->server());
     }
-    loop_.defer_delete(std::move(conn));
+    UpstreamConnection::dispose(loop_, std::move(conn));
     return;
   }
   conn->park(this, idle_timeout);
@@ -36,7 +36,7 @@ void UpstreamPool::put(std::unique_ptr<UpstreamConnection> conn, uint32_t max_id
 void UpstreamPool::clear() {
   for (auto& [server, list] : idle_) {
     for (auto& conn : list) {
-      loop_.defer_delete(std::move(conn));
+      UpstreamConnection::dispose(loop_, std::move(conn));
     }
   }
   idle_.clear();
@@ -57,7 +57,7 @@ void UpstreamPool::on_upstream_failure(UpstreamFailure, const std::string&) {
     auto& list = it->second;
     for (auto& conn : list) {
       if (conn->failed()) {
-        loop_.defer_delete(std::move(conn));
+        UpstreamConnection::dispose(loop_, std::move(conn));
       }
     }
     list.erase(std::remove(list.begin(), list.end(), nullptr), list.end());

@@ -82,6 +82,17 @@ class ProxyBasicTest(harness.ProxyTestCase):
         self.assertEqual(r.http_version, "1.1", r)
         self.assertEqual(r.body, ("upstream %s /h2\n" % r.headers["x-upstream"]).encode())
 
+    def test_pipelined_requests_answered_in_order(self):
+        payload = (b"GET /pipe1 HTTP/1.1\r\nHost: localhost\r\n\r\n"
+                   b"GET /pipe2 HTTP/1.1\r\nHost: localhost\r\n\r\n"
+                   b"GET /pipe3 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        data, closed = harness.raw_tls_exchange(self.port, payload, ca=self.certs.ca,
+                                                timeout=10 * harness.SLOW)
+        self.assertTrue(closed, data)
+        self.assertEqual(data.count(b"HTTP/1.1 200 "), 3, data)
+        paths = re.findall(rb"upstream rr\d (/pipe\d)\n", data)
+        self.assertEqual(paths, [b"/pipe1", b"/pipe2", b"/pipe3"], data)
+
     # --- forwarded headers ---
 
     def test_forwarded_headers_added(self):
