@@ -48,10 +48,35 @@ struct ServerSpec {
   Mark mark;
 };
 
+// Active health checks of an upstream's servers (absent = passive detection only).
+struct HealthCheck {
+  // GET with Host of the server; 2xx and 3xx are healthy. Empty (quick mode only, not
+  // accepted in YAML): a check is a TCP connect.
+  std::string path = "/";
+  Duration interval{5000};
+  Duration timeout{2000};
+  uint32_t healthy_after = 2;    // consecutive passes to bring a server back
+  uint32_t unhealthy_after = 3;  // consecutive failures to take it out
+  Mark mark;
+};
+
 struct Upstream {
   std::string name;
   std::vector<ServerSpec> servers;
-  std::string balance = "round_robin";
+  std::string balance = "round_robin";  // round_robin | least_conn | random_two
+  // A server given by host name is re-resolved this often; each address is its own server.
+  Duration resolve_interval{5000};
+  bool health_check_enabled = false;
+  HealthCheck health_check;
+  // Passive detection: |max_fails| failures (connect error, reset or timeout before any
+  // response byte) within |fail_window| take a server out for |fail_timeout|.
+  uint32_t max_fails = 1;
+  Duration fail_window{10000};
+  Duration fail_timeout{10000};
+  // A request that failed before any response byte is retried on another server at most
+  // |retries| times, within |retry_timeout| of its first attempt, when that is safe.
+  uint32_t retries = 2;
+  Duration retry_timeout{10000};
   Duration connect_timeout{3000};
   // Longest wait for the next byte from the server once the request has been sent (nginx's
   // proxy_read_timeout): before any response byte it yields a 504.
@@ -75,6 +100,13 @@ struct Route {
   Mark upstream_mark;
 };
 
+struct Admin {
+  bool enabled = false;  // the admin section is present
+  std::string address = "127.0.0.1:9901";
+  HostPort endpoint{"127.0.0.1", 9901};
+  Mark mark;
+};
+
 struct Log {
   std::string level = "info";  // debug | info | warn | error
   bool access = true;
@@ -96,6 +128,7 @@ struct Config {
   Tls tls;
   std::vector<Upstream> upstreams;
   std::vector<Route> routes;
+  Admin admin;
   Log log;
   Limits limits;
   Duration shutdown_timeout{10000};

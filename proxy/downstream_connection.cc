@@ -248,6 +248,7 @@ void DownstreamConnection::respond_direct(int status, const std::string& body,
                      std::to_string(body.size()) + "\r\n" + extra_headers +
                      (keep_alive_ ? "" : "Connection: close\r\n") + "\r\n" + body;
   evbuffer_add(transport_->output(), text.data(), text.size());
+  worker_.stats().unrouted.add(status);
   if (snapshot_->config().log.access && parser_.head_complete()) {
     const RequestHead& req = parser_.request();
     AccessRecord r;

@@ -52,19 +52,36 @@ void Exchange::start() {
     respond_local(404, "no route for this host and path");
     return;
   }
-  group_ = &snapshot_->group(*group);
-  if (group_->servers.empty()) {
-    respond_local(503, "no upstream server");
+  group_index_ = *group;
+  group_ = &snapshot_->group(group_index_);
+  if (!choose_server()) {
+    log::warn("no upstream server available", {{"upstream", group_->settings->name},
+                                               {"request_id", request_id_}});
+    respond_local(503, "no healthy upstream server");
     return;
   }
-  server_ = group_->servers[group_->round_robin.next(group_->servers.size())];
-  server_->active.fetch_add(1, std::memory_order_relaxed);
-  server_->requests.fetch_add(1, std::memory_order_relaxed);
   const ClientInfo& client = stream_.client();
   ForwardContext ctx{client.ip, client.tls ? "https" : "http", request_id_};
   upstream_head_ = build_upstream_request(request_, ctx);
   evbuffer_add(pending_, upstream_head_.data(), upstream_head_.size());
   lease_connection(true);
+}
+
+bool Exchange::choose_server() {
+  server_ = worker_.pick_server(group_index_, tried_);
+  if (!server_) {
+    return false;
+  }
+  server_->active.fetch_add(1, std::memory_order_relaxed);
+  server_->requests.fetch_add(1, std::memory_order_relaxed);
+  counted_active_ = true;
+  return true;
+}
+
+bool Exchange::may_retry() const {
+  const config::Upstream& settings = *group_->settings;
+  auto elapsed = std::chrono::steady_clock::now() - started_;
+  return !body_streamed_ && retries_ < settings.retries && elapsed < settings.retry_timeout;
 }
 
 void Exchange::lease_connection(bool allow_pooled) {
@@ -96,6 +113,8 @@ void Exchange::on_upstream_connected() {
 }
 
 void Exchange::flush_pending() {
+  body_streamed_ = body_streamed_ || pending_body_;
+  pending_body_ = false;
   evbuffer_add_buffer(upstream_->output(), pending_);
   if (request_done_) {
     upstream_->request_sent(group_->settings->response_timeout);
@@ -109,8 +128,13 @@ evbuffer* Exchange::request_sink() const {
   return state_ == State::forwarding ? upstream_->output() : pending_;
 }
 
-void Exchange::queue_request_bytes(const char* data, size_t len) {
+void Exchange::queue_request_bytes(const char* data, size_t len, bool body) {
   evbuffer* sink = request_sink();
+  if (body) {
+    bool streamed = sink != pending_;
+    body_streamed_ = body_streamed_ || streamed;
+    pending_body_ = pending_body_ || !streamed;
+  }
   evbuffer_add(sink, data, len);
   if (evbuffer_get_length(sink) >= REQUEST_HIGH_WATERMARK) {
     stream_.pause_request_body(true);
@@ -131,15 +155,14 @@ void Exchange::on_request_body(const char* data, size_t len) {
     }
     return;
   }
-  body_sent_ = true;
   if (request_.chunked) {
     char size_line[24];
     int n = std::snprintf(size_line, sizeof size_line, "%zx\r\n", len);
-    queue_request_bytes(size_line, static_cast<size_t>(n));
-    queue_request_bytes(data, len);
-    queue_request_bytes("\r\n", 2);
+    queue_request_bytes(size_line, static_cast<size_t>(n), true);
+    queue_request_bytes(data, len, true);
+    queue_request_bytes("\r\n", 2, true);
   } else {
-    queue_request_bytes(data, len);
+    queue_request_bytes(data, len, true);
   }
 }
 
@@ -149,7 +172,7 @@ void Exchange::on_request_complete() {
     return;
   }
   if (request_.chunked) {
-    queue_request_bytes("0\r\n\r\n", 5);
+    queue_request_bytes("0\r\n\r\n", 5, true);
   }
   if (state_ == State::forwarding) {
     upstream_->request_sent(group_->settings->response_timeout);
@@ -215,20 +238,42 @@ void Exchange::on_upstream_failure(UpstreamFailure failure, const std::string& r
     return;
   }
   // A pooled connection the server closed while we reused it: the request never reached the
-  // application, so it is safe to send once more on a fresh connection.
+  // application, so it goes once more to the same server on a fresh connection.
   bool stale = upstream_ && upstream_->reused() && !upstream_->response_started() &&
                failure == UpstreamFailure::closed;
-  if (stale && !retried_ && !body_sent_ && idempotent(request_.method)) {
-    retried_ = true;
+  if (stale && !stale_retried_ && !body_streamed_ && idempotent(request_.method)) {
+    stale_retried_ = true;
     UpstreamConnection::dispose(worker_.loop(), std::move(upstream_));
     evbuffer_drain(pending_, evbuffer_get_length(pending_));
     evbuffer_add(pending_, upstream_head_.data(), upstream_head_.size());
     lease_connection(false);
     return;
   }
-  log::warn("upstream request failed", {{"upstream", server_->address},
-                                         {"reason", reason},
-                                         {"request_id", request_id_}});
+  // Connect errors, resets and timeouts before any response byte count against the server; a
+  // response that does not parse is the server answering badly, not being unreachable.
+  bool unreachable = failure != UpstreamFailure::protocol;
+  log::warn("upstream attempt failed", {{"upstream", server_->address},
+                                        {"reason", reason},
+                                        {"request_id", request_id_}});
+  if (unreachable && server_->record_failure(steady_now_ms(), *group_->settings)) {
+    log::warn("upstream server taken out after failures",
+              {{"upstream", group_->settings->name},
+               {"server", server_->address},
+               {"for_ms", group_->settings->fail_timeout.count()}});
+  }
+  if (unreachable && may_retry()) {
+    tried_.push_back(server_.get());
+    release_upstream();
+    if (choose_server()) {
+      ++retries_;
+      group_->retries.fetch_add(1, std::memory_order_relaxed);
+      if (evbuffer_get_length(pending_) == 0) {
+        evbuffer_add(pending_, upstream_head_.data(), upstream_head_.size());
+      }
+      lease_connection(true);
+      return;
+    }
+  }
   if (failure == UpstreamFailure::timeout) {
     respond_local(504, "the upstream server did not answer in time");
   } else {
@@ -274,13 +319,14 @@ void Exchange::abort(const std::string& reason) {
 }
 
 void Exchange::release_upstream() {
-  if (server_ && state_ != State::done) {
+  if (counted_active_) {
     server_->active.fetch_sub(1, std::memory_order_relaxed);
+    counted_active_ = false;
   }
   if (!upstream_) {
     return;
   }
-  if (upstream_->reusable() && request_done_ && group_ != nullptr) {
+  if (upstream_->reusable() && request_done_ && state_ != State::done) {
     worker_.pool().put(std::move(upstream_), group_->settings->max_idle_connections,
                        group_->settings->idle_timeout);
   } else {
@@ -291,6 +337,15 @@ void Exchange::release_upstream() {
 void Exchange::finish() {
   release_upstream();
   state_ = State::done;
+  ProxyStats& stats = worker_.stats();
+  if (server_) {
+    server_->responses.add(status_);
+  } else if (group_ != nullptr) {
+    group_->unserved.add(status_);
+  } else {
+    stats.unrouted.add(status_);
+  }
+  stats.request_duration.observe(std::chrono::steady_clock::now() - started_);
   write_access_log();
   stream_.on_exchange_done();
 }

@@ -54,11 +54,17 @@ class Exchange : public Deferrable, private UpstreamConnection::Listener {
 
   // Sends a short plain-text response made by the proxy and finishes the exchange.
   void respond_local(int status, const std::string& text);
+  // Picks an untried available server of the group into |server_|; false if none.
+  bool choose_server();
+  // True when a failed attempt may go to another server: nothing of the body has left for
+  // upstream, attempts and time remain.
+  bool may_retry() const;
   void lease_connection(bool allow_pooled);
   // Moves what was queued while connecting into the connection's output.
   void flush_pending();
   evbuffer* request_sink() const;
-  void queue_request_bytes(const char* data, size_t len);
+  void queue_request_bytes(const char* data, size_t len, bool body);
+  // Pools or drops the connection and stops counting this request as active on |server_|.
   void release_upstream();
   void finish();
   void write_access_log();
@@ -70,15 +76,20 @@ class Exchange : public Deferrable, private UpstreamConnection::Listener {
   std::string request_id_;
   std::string upstream_head_;
   UpstreamGroup* group_ = nullptr;
-  std::shared_ptr<UpstreamServer> server_;
+  size_t group_index_ = 0;
+  std::shared_ptr<UpstreamServer> server_;  // the server of the current (or last) attempt
+  bool counted_active_ = false;             // |server_->active| includes this request
+  std::vector<const UpstreamServer*> tried_;
+  uint32_t retries_ = 0;
   std::unique_ptr<UpstreamConnection> upstream_;
   evbuffer* pending_;  // request bytes queued before the connection is up
   State state_ = State::routing;
   bool request_done_ = false;
-  bool body_sent_ = false;  // body bytes have left for upstream: not replayable any more
+  bool pending_body_ = false;   // |pending_| holds body bytes
+  bool body_streamed_ = false;  // body bytes have left for upstream: not replayable any more
   bool response_head_sent_ = false;
   bool upstream_paused_ = false;
-  bool retried_ = false;
+  bool stale_retried_ = false;
   int status_ = 0;
   uint64_t bytes_in_ = 0;
   uint64_t bytes_out_ = 0;

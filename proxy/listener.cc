@@ -1,5 +1,7 @@
 #include "proxy/listener.h"
 
+#include <netdb.h>
+#include <netinet/in.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -8,6 +10,52 @@
 #include "common/log.h"
 
 namespace fd::proxy {
+namespace {
+
+constexpr int LISTEN_BACKLOG = 4096;
+
+}  // namespace
+
+Result<int> open_listen_socket(const config::HostPort& endpoint, const std::string& address,
+                               bool reuse_port) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+  addrinfo* res = nullptr;
+  std::string port = std::to_string(endpoint.port);
+  const char* host = endpoint.host.empty() ? "0.0.0.0" : endpoint.host.c_str();
+  int rc = getaddrinfo(host, port.c_str(), &hints, &res);
+  if (rc != 0) {
+    return make_error(Errc::resolve, "cannot resolve listen address " + address + ": " +
+                                         gai_strerror(rc));
+  }
+  int fd = ::socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    freeaddrinfo(res);
+    return make_error(Errc::bind, std::string("socket: ") + std::strerror(errno));
+  }
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (reuse_port) {
+    // One socket per worker on the same address: the kernel spreads connections between them.
+    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+  }
+  if (res->ai_family == AF_INET6) {
+    // "[::]:443" and "0.0.0.0:443" may both be listed: keep the families apart.
+    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+  }
+  int bound = ::bind(fd, res->ai_addr, res->ai_addrlen);
+  int bind_errno = errno;
+  freeaddrinfo(res);
+  if (bound != 0 || ::listen(fd, LISTEN_BACKLOG) != 0) {
+    std::string reason = std::strerror(bound != 0 ? bind_errno : errno);
+    ::close(fd);
+    return make_error(Errc::bind, "cannot listen on " + address + ": " + reason);
+  }
+  return fd;
+}
+
 
 Listener::Listener(EventLoop& loop, int fd, AcceptFn on_accept)
     : on_accept_(std::move(on_accept)),

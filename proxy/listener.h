@@ -3,10 +3,20 @@
 #include <event2/listener.h>
 
 #include <functional>
+#include <string>
+
+#include "common/result.h"
+#include "config/config.h"
 
 #include "proxy/event_loop.h"
 
 namespace fd::proxy {
+
+// A bound, listening, non-blocking socket on |endpoint| (|address| is its text, for errors).
+// |reuse_port| sets SO_REUSEPORT so each worker can have its own socket on the address.
+// Main thread, at startup.
+Result<int> open_listen_socket(const config::HostPort& endpoint, const std::string& address,
+                               bool reuse_port);
 
 // Accepts on one already-bound, listening socket (owned from now on) and hands each new
 // non-blocking fd to |on_accept|. Accepting stops when the Listener is destroyed.

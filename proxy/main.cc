@@ -18,16 +18,15 @@
 #include "config/validate.h"
 #include "proxy/cli.h"
 #include "proxy/server.h"
+#include "proxy/version.h"
 
 namespace {
 
 namespace fs = std::filesystem;
 using fd::config::Config;
 
-constexpr const char* VERSION = "0.1.0";
-
 void print_version() {
-  std::printf("frontdoor %s\n", VERSION);
+  std::printf("frontdoor %s\n", fd::proxy::VERSION);
   std::printf("OpenSSL %s\n", OpenSSL_version(OPENSSL_VERSION_STRING));
   std::printf("nghttp2 %s\n", nghttp2_version(0)->version_str);
   std::printf("libevent %s\n", event_get_version());
@@ -91,6 +90,9 @@ std::optional<Config> quick_config(const fd::proxy::CommandLine& cl) {
     }
     up.servers.push_back({to, *ep, 1, {}});
   }
+  // Quick mode knows nothing about the servers' paths: check that they accept connections.
+  up.health_check_enabled = true;
+  up.health_check.path.clear();
   cfg.upstreams.push_back(std::move(up));
   cfg.routes.push_back({{"", "/"}, "quick", {}, {}});
   std::vector<fd::config::Diagnostic> errors;

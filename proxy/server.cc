@@ -10,54 +10,24 @@
 #include <thread>
 
 #include "common/log.h"
+#include "proxy/version.h"
 
 namespace fd::proxy {
 namespace {
 
-constexpr int LISTEN_BACKLOG = 4096;
 constexpr std::chrono::milliseconds POLL_INTERVAL{50};
-
-Result<int> open_listen_socket(const config::Listener& l) {
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-  addrinfo* res = nullptr;
-  std::string port = std::to_string(l.endpoint.port);
-  const char* host = l.endpoint.host.empty() ? "0.0.0.0" : l.endpoint.host.c_str();
-  int rc = getaddrinfo(host, port.c_str(), &hints, &res);
-  if (rc != 0) {
-    return make_error(Errc::resolve, "cannot resolve listen address " + l.address + ": " +
-                                         gai_strerror(rc));
-  }
-  int fd = ::socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) {
-    freeaddrinfo(res);
-    return make_error(Errc::bind, std::string("socket: ") + std::strerror(errno));
-  }
-  int one = 1;
-  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  // One socket per worker on the same address: the kernel spreads connections between them.
-  setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
-  if (res->ai_family == AF_INET6) {
-    // "[::]:443" and "0.0.0.0:443" may both be listed: keep the families apart.
-    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
-  }
-  int bound = ::bind(fd, res->ai_addr, res->ai_addrlen);
-  int bind_errno = errno;
-  freeaddrinfo(res);
-  if (bound != 0 || ::listen(fd, LISTEN_BACKLOG) != 0) {
-    std::string reason = std::strerror(bound != 0 ? bind_errno : errno);
-    ::close(fd);
-    return make_error(Errc::bind, "cannot listen on " + l.address + ": " + reason);
-  }
-  return fd;
-}
 
 }  // namespace
 
 Server::Server(std::shared_ptr<const config::Config> config)
     : config_(std::move(config)),
+      started_at_(log::timestamp_now()),
+      checker_(loop_),
+      registry_(loop_, *config_,
+                [this](size_t group, const ServerListPtr& servers) {
+                  publish_servers(group, servers);
+                }),
+      admin_(loop_, [this] { return admin_view(); }),
       poll_timer_(loop_, [this] { check_workers(); }),
       deadline_timer_(loop_, [this] {
         forced_ = true;
@@ -77,7 +47,8 @@ bool Server::open_sockets(unsigned workers, std::vector<std::vector<ListenSocket
   out->assign(workers, {});
   for (size_t li = 0; li < config_->listeners.size(); ++li) {
     for (unsigned w = 0; w < workers; ++w) {
-      auto fd = open_listen_socket(config_->listeners[li]);
+      const config::Listener& l = config_->listeners[li];
+      auto fd = open_listen_socket(l.endpoint, l.address, true);
       if (!fd) {
         log::error("startup failed", {{"reason", fd.error().message}});
         for (auto& list : *out) {
@@ -108,6 +79,19 @@ int Server::run() {
   if (!open_sockets(workers, &sockets)) {
     return 2;
   }
+  if (config_->admin.enabled) {
+    auto rc = admin_.listen(config_->admin);
+    if (!rc) {
+      log::error("startup failed", {{"reason", rc.error().message}});
+      return 2;
+    }
+  }
+  // Resolves every upstream once before the workers start, so they begin with real lists.
+  registry_.start();
+  std::vector<ServerListPtr> initial;
+  for (size_t g = 0; g < registry_.group_count(); ++g) {
+    initial.push_back(registry_.servers(g));
+  }
 
   // Workers inherit a mask without the signals we handle, so they all reach the main loop.
   sigset_t handled;
@@ -118,7 +102,8 @@ int Server::run() {
   sigset_t previous;
   pthread_sigmask(SIG_BLOCK, &handled, &previous);
   for (unsigned w = 0; w < workers; ++w) {
-    workers_.push_back(std::make_unique<Worker>(w, snapshot_, std::move(sockets[w]), connections_));
+    workers_.push_back(
+        std::make_unique<Worker>(w, snapshot_, std::move(sockets[w]), initial, stats_));
     workers_.back()->start();
   }
   for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGUSR1}) {
@@ -143,6 +128,54 @@ int Server::run() {
   }
   log::info("stopped", {{"forced", forced_}, {"connections_cut", cut}});
   return 0;
+}
+
+void Server::publish_servers(size_t group, const ServerListPtr& servers) {
+  for (auto& w : workers_) {
+    w->request_servers(group, servers);
+  }
+  checker_.sync(group, config_->upstreams[group], *servers);
+}
+
+AdminView Server::admin_view() const {
+  AdminView v;
+  v.version = VERSION;
+  v.started_at = started_at_;
+  v.draining = shutting_down_;
+  v.connections_active = stats_.connections.load(std::memory_order_relaxed);
+  int64_t now = steady_now_ms();
+  for (size_t g = 0; g < registry_.group_count(); ++g) {
+    const UpstreamGroup& group = snapshot_->group(g);
+    const config::Upstream& settings = *group.settings;
+    v.upstreams.push_back(UpstreamView{settings.name, settings.balance,
+                                       group.retries.load(std::memory_order_relaxed),
+                                       group.unserved.snapshot()});
+    for (const auto& s : *registry_.servers(g)) {
+      ServerView sv;
+      sv.upstream = settings.name;
+      sv.address = s->address;
+      sv.name = s->name;
+      sv.up = s->available(now);
+      sv.health = to_string(s->health.load(std::memory_order_relaxed));
+      sv.passive_down = s->passive_down(now);
+      sv.checked = !s->last_check_time.empty();
+      sv.last_check_time = s->last_check_time;
+      sv.last_check_result = s->last_check_result;
+      sv.consecutive_passes = s->consecutive_passes;
+      sv.consecutive_failures = s->consecutive_failures;
+      sv.active = s->active.load(std::memory_order_relaxed);
+      sv.requests = s->requests.load(std::memory_order_relaxed);
+      sv.failures = s->failures.load(std::memory_order_relaxed);
+      sv.responses_by_code = s->responses.snapshot();
+      v.servers.push_back(std::move(sv));
+    }
+  }
+  v.unrouted_by_code = stats_.unrouted.snapshot();
+  v.request_duration = stats_.request_duration.view();
+  if (snapshot_->tls() != nullptr) {
+    v.certificates = snapshot_->tls()->describe();
+  }
+  return v;
 }
 
 void Server::on_signal(evutil_socket_t sig, short, void* arg) {

@@ -5,14 +5,20 @@
 #include <vector>
 
 #include "config/config.h"
+#include "proxy/admin_server.h"
+#include "proxy/admin_view.h"
 #include "proxy/event_loop.h"
+#include "proxy/health_checker.h"
+#include "proxy/proxy_stats.h"
 #include "proxy/snapshot.h"
+#include "proxy/upstream_registry.h"
 #include "proxy/worker.h"
 
 namespace fd::proxy {
 
-// The main thread: builds the runtime snapshot, opens the listening sockets, starts the workers
-// and handles signals (SIGTERM/SIGINT: graceful shutdown bounded by shutdown_timeout).
+// The main thread: builds the runtime snapshot, opens the listening sockets, starts the workers,
+// runs the upstream registry (re-resolution), the health checker and the admin listener, and
+// handles signals (SIGTERM/SIGINT: graceful shutdown bounded by shutdown_timeout).
 class Server {
  public:
   explicit Server(std::shared_ptr<const config::Config> config);
@@ -24,6 +30,9 @@ class Server {
 
  private:
   bool open_sockets(unsigned workers, std::vector<std::vector<ListenSocket>>* out);
+  // Sends a group's new server list to the workers and the health checker.
+  void publish_servers(size_t group, const ServerListPtr& servers);
+  AdminView admin_view() const;
   void begin_shutdown(const char* signal_name);
   void check_workers();
   static void on_signal(evutil_socket_t sig, short, void* arg);
@@ -31,8 +40,12 @@ class Server {
   std::shared_ptr<const config::Config> config_;
   std::shared_ptr<const RuntimeSnapshot> snapshot_;
   EventLoop loop_;
-  std::atomic<uint32_t> connections_{0};
+  ProxyStats stats_;
+  std::string started_at_;
   std::vector<std::unique_ptr<Worker>> workers_;
+  HealthChecker checker_;
+  UpstreamRegistry registry_;
+  AdminServer admin_;
   std::vector<event*> signal_events_;
   bool shutting_down_ = false;
   bool forced_ = false;

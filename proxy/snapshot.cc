@@ -1,59 +1,6 @@
 #include "proxy/snapshot.h"
 
-#include <arpa/inet.h>
-#include <netdb.h>
-
-#include <cstring>
-
 namespace fd::proxy {
-namespace {
-
-std::string numeric_address(const sockaddr* sa) {
-  char host[INET6_ADDRSTRLEN] = {};
-  uint16_t port = 0;
-  if (sa->sa_family == AF_INET6) {
-    const auto* in6 = reinterpret_cast<const sockaddr_in6*>(sa);
-    inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
-    port = ntohs(in6->sin6_port);
-    return "[" + std::string(host) + "]:" + std::to_string(port);
-  }
-  const auto* in4 = reinterpret_cast<const sockaddr_in*>(sa);
-  inet_ntop(AF_INET, &in4->sin_addr, host, sizeof host);
-  port = ntohs(in4->sin_port);
-  return std::string(host) + ":" + std::to_string(port);
-}
-
-// Every address |spec| resolves to, one UpstreamServer each.
-Result<std::vector<std::shared_ptr<UpstreamServer>>> resolve(const config::ServerSpec& spec) {
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  addrinfo* res = nullptr;
-  std::string port = std::to_string(spec.endpoint.port);
-  int rc = getaddrinfo(spec.endpoint.host.c_str(), port.c_str(), &hints, &res);
-  if (rc != 0) {
-    return make_error(Errc::resolve,
-                      "cannot resolve upstream server " + spec.address + ": " + gai_strerror(rc));
-  }
-  std::vector<std::shared_ptr<UpstreamServer>> out;
-  for (addrinfo* ai = res; ai != nullptr; ai = ai->ai_next) {
-    auto server = std::make_shared<UpstreamServer>();
-    std::memcpy(&server->addr, ai->ai_addr, ai->ai_addrlen);
-    server->addr_len = ai->ai_addrlen;
-    server->address = numeric_address(ai->ai_addr);
-    bool duplicate = false;
-    for (const auto& s : out) {
-      duplicate = duplicate || s->address == server->address;
-    }
-    if (!duplicate) {
-      out.push_back(std::move(server));
-    }
-  }
-  freeaddrinfo(res);
-  return out;
-}
-
-}  // namespace
 
 RuntimeSnapshot::RuntimeSnapshot(std::shared_ptr<const config::Config> config, Router router)
     : config_(std::move(config)), router_(std::move(router)) {}
@@ -68,15 +15,9 @@ Result<std::shared_ptr<const RuntimeSnapshot>> RuntimeSnapshot::build(
   for (const auto& upstream : config->upstreams) {
     auto group = std::make_unique<UpstreamGroup>();
     group->settings = &upstream;
-    for (const auto& spec : upstream.servers) {
-      auto servers = resolve(spec);
-      if (!servers) {
-        return servers.error();
-      }
-      for (auto& s : *servers) {
-        group->servers.push_back(std::move(s));
-      }
-    }
+    group->balance = upstream.balance == "least_conn"   ? Balance::least_conn
+                     : upstream.balance == "random_two" ? Balance::random_two
+                                                        : Balance::round_robin;
     snap->groups_.push_back(std::move(group));
   }
   bool any_tls = false;

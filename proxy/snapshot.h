@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <vector>
@@ -8,16 +9,21 @@
 #include "config/config.h"
 #include "proxy/balancer.h"
 #include "proxy/router.h"
+#include "proxy/stats.h"
 #include "proxy/tls_context.h"
-#include "proxy/upstream_server.h"
 
 namespace fd::proxy {
 
-// An upstream as the data path sees it: its settings and its resolved servers.
+// An upstream as the data path sees it: its settings, its shared round-robin position and its
+// counters. Its servers change at run time (re-resolution) and reach each worker separately.
+enum class Balance { round_robin, least_conn, random_two };
+
 struct UpstreamGroup {
   const config::Upstream* settings;  // points into the snapshot's Config
-  std::vector<std::shared_ptr<UpstreamServer>> servers;
+  Balance balance = Balance::round_robin;
   RoundRobin round_robin;
+  std::atomic<uint64_t> retries{0};
+  StatusCounters unserved;  // answers made with no server (503: none available)
 };
 
 // Everything a request needs from the configuration, built and validated on the main thread and
@@ -25,14 +31,14 @@ struct UpstreamGroup {
 // the snapshot it was accepted under until it closes.
 class RuntimeSnapshot {
  public:
-  // Resolves upstream server addresses and loads certificates. Main thread; may block on DNS.
+  // Loads certificates and builds the router. Main thread.
   static Result<std::shared_ptr<const RuntimeSnapshot>> build(
       std::shared_ptr<const config::Config> config);
 
   const config::Config& config() const { return *config_; }
   const TlsContextSet* tls() const { return tls_.get(); }
   const Router& router() const { return router_; }
-  // Round-robin state is mutable through a const snapshot: it is an atomic counter.
+  // Counters and the round-robin position are atomics, mutable through a const snapshot.
   UpstreamGroup& group(size_t i) const { return *groups_[i]; }
   size_t group_count() const { return groups_.size(); }
   // Port of the first TLS listener, used by redirect_https; 443 when there is none.

@@ -4,6 +4,8 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include <ctime>
+
 #include "common/ossl.h"
 
 namespace fd::proxy {
@@ -51,6 +53,25 @@ std::vector<std::string> certificate_names(X509* cert) {
   return names;
 }
 
+std::string issuer_of(X509* cert) {
+  ossl::BioPtr bio(BIO_new(BIO_s_mem()));
+  X509_NAME_print_ex(bio.get(), X509_get_issuer_name(cert), 0, XN_FLAG_RFC2253);
+  char* data = nullptr;
+  long len = BIO_get_mem_data(bio.get(), &data);
+  return std::string(data, static_cast<size_t>(len));
+}
+
+// RFC 3339 UTC form of an ASN1_TIME.
+std::string rfc3339(const ASN1_TIME* t) {
+  std::tm tm{};
+  if (ASN1_TIME_to_tm(t, &tm) != 1) {
+    return {};
+  }
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
 }  // namespace
 
 TlsContextSet::~TlsContextSet() {
@@ -69,7 +90,12 @@ Result<std::shared_ptr<const TlsContextSet>> TlsContextSet::build(const config::
     if (!ctx) {
       return ctx.error();
     }
-    Entry entry{*ctx, certificate_names(SSL_CTX_get0_certificate(*ctx))};
+    X509* leaf = SSL_CTX_get0_certificate(*ctx);
+    Entry entry{*ctx, certificate_names(leaf), {}};
+    entry.view.names = entry.names;
+    entry.view.issuer = issuer_of(leaf);
+    entry.view.not_after = rfc3339(X509_get0_notAfter(leaf));
+    entry.view.source = "file";
     size_t index = set->entries_.size();
     for (const auto& name : entry.names) {
       if (name.size() > 2 && name[0] == '*' && name[1] == '.') {
@@ -121,6 +147,14 @@ Result<ssl_ctx_st*> TlsContextSet::make_context(const config::Tls& tls,
     return make_error(Errc::tls, "cannot load key " + cert.key + ": " + err);
   }
   return ctx;
+}
+
+std::vector<CertificateView> TlsContextSet::describe() const {
+  std::vector<CertificateView> out;
+  for (const auto& e : entries_) {
+    out.push_back(e.view);
+  }
+  return out;
 }
 
 ssl_st* TlsContextSet::new_ssl() const {

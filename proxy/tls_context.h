@@ -8,6 +8,7 @@
 
 #include "common/result.h"
 #include "config/config.h"
+#include "proxy/admin_view.h"
 
 struct ssl_st;
 struct ssl_ctx_st;
@@ -34,10 +35,14 @@ class TlsContextSet {
   // default 0). Any thread.
   size_t select(std::string_view server_name) const;
 
+  // Names, issuer and expiry of each certificate, for /status. Any thread.
+  std::vector<CertificateView> describe() const;
+
  private:
   struct Entry {
     ssl_ctx_st* ctx;
     std::vector<std::string> names;  // DNS SANs (or the CN without SANs), lowercase
+    CertificateView view;
   };
 
   TlsContextSet() = default;

@@ -83,6 +83,9 @@ std::string Transport::error_reason(short what) const {
     int err = EVUTIL_SOCKET_ERROR();
     reason = err != 0 ? std::strerror(err) : "connection error";
   }
+  if (connecting_) {
+    return "connect: " + reason;
+  }
   if ((what & BEV_EVENT_READING) != 0) {
     return "read: " + reason;
   }

@@ -63,6 +63,7 @@ Result<std::unique_ptr<Transport>> Transport::connect_tcp(EventLoop& loop, const
   }
   std::unique_ptr<Transport> t(new Transport(bev, nullptr, fd, handler));
   t->install_callbacks();
+  t->connecting_ = true;
   if (bufferevent_socket_connect(bev, addr, static_cast<int>(len)) != 0) {
     return make_error(Errc::io, std::string("connect: ") + std::strerror(errno));
   }
@@ -127,6 +128,7 @@ void Transport::on_write(bufferevent*, void* arg) {
 void Transport::on_event(bufferevent*, short what, void* arg) {
   auto* self = static_cast<Transport*>(arg);
   if ((what & BEV_EVENT_CONNECTED) != 0) {
+    self->connecting_ = false;
     self->handler_->on_connected();
     return;
   }

@@ -99,6 +99,7 @@ class Transport {
   int fd_;
   Handler* handler_;
   bool closed_ = false;
+  bool connecting_ = false;  // an outgoing connect has not completed yet
   bool tls_shutdown_sent_ = false;
 };
 

@@ -164,7 +164,7 @@ void UpstreamConnection::on_closed(bool eof, bool timeout, const std::string& re
   }
   if (!connected_) {
     fail(timeout ? UpstreamFailure::timeout : UpstreamFailure::connect,
-         timeout ? "connect timeout" : "connect failed: " + reason);
+         timeout ? "connect timeout" : reason);
     return;
   }
   fail(timeout ? UpstreamFailure::timeout : UpstreamFailure::closed, reason);

@@ -42,6 +42,19 @@ void UpstreamPool::clear() {
   idle_.clear();
 }
 
+void UpstreamPool::drop_removed() {
+  for (auto it = idle_.begin(); it != idle_.end();) {
+    if (!it->first->removed.load(std::memory_order_relaxed)) {
+      ++it;
+      continue;
+    }
+    for (auto& conn : it->second) {
+      UpstreamConnection::dispose(loop_, std::move(conn));
+    }
+    it = idle_.erase(it);
+  }
+}
+
 size_t UpstreamPool::idle_count() const {
   size_t n = 0;
   for (const auto& [server, list] : idle_) {

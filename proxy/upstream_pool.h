@@ -26,6 +26,8 @@ class UpstreamPool : private UpstreamConnection::Listener {
 
   // Closes every idle connection (shutdown).
   void clear();
+  // Closes idle connections to servers that re-resolution removed.
+  void drop_removed();
 
   size_t idle_count() const;
 

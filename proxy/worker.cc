@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 
 #include "common/log.h"
@@ -30,13 +31,18 @@ std::string peer_ip(const sockaddr* sa) {
 }  // namespace
 
 Worker::Worker(unsigned id, std::shared_ptr<const RuntimeSnapshot> snapshot,
-               std::vector<ListenSocket> sockets, std::atomic<uint32_t>& connections)
+               std::vector<ListenSocket> sockets, std::vector<ServerListPtr> servers,
+               ProxyStats& stats)
     : id_(id),
       snapshot_(std::move(snapshot)),
       sockets_(std::move(sockets)),
-      connections_(connections),
+      stats_(stats),
       pool_(loop_),
-      rng_(std::random_device{}()) {}
+      rng_(std::random_device{}()) {
+  for (auto& list : servers) {
+    groups_.push_back(GroupState{std::move(list), {}});
+  }
+}
 
 Worker::~Worker() {
   join();
@@ -63,6 +69,48 @@ void Worker::request_drain() {
 
 void Worker::request_stop() {
   loop_.post([this] { stop(); });
+}
+
+void Worker::request_servers(size_t group, ServerListPtr servers) {
+  loop_.post([this, group, servers = std::move(servers)] {
+    groups_[group] = GroupState{servers, {}};
+    pool_.drop_removed();
+  });
+}
+
+std::shared_ptr<UpstreamServer> Worker::pick_server(
+    size_t group, const std::vector<const UpstreamServer*>& tried) {
+  GroupState& gs = groups_[group];
+  const ServerList& list = *gs.servers;
+  if (list.empty()) {
+    return nullptr;
+  }
+  int64_t now = steady_now_ms();
+  bool equal_weights = true;
+  candidates_.resize(list.size());
+  for (size_t i = 0; i < list.size(); ++i) {
+    const UpstreamServer& s = *list[i];
+    bool untried = std::find(tried.begin(), tried.end(), &s) == tried.end();
+    candidates_[i] = Candidate{s.weight, s.active.load(std::memory_order_relaxed),
+                               untried && s.available(now)};
+    equal_weights = equal_weights && s.weight == list[0]->weight;
+  }
+  UpstreamGroup& g = snapshot_->group(group);
+  std::optional<size_t> index;
+  switch (g.balance) {
+    case Balance::least_conn:
+      index = pick_least_conn(candidates_, g.round_robin.ticket());
+      break;
+    case Balance::random_two:
+      index = pick_random_two(candidates_, &rng_);
+      break;
+    case Balance::round_robin:
+      // Equal weights use the process-wide position, so the order holds across workers.
+      index = equal_weights ? pick_round_robin(candidates_, g.round_robin.ticket())
+                            : pick_smooth_weighted(candidates_, &gs.weighted_current);
+      break;
+  }
+  return index ? list[*index] : nullptr;
 }
 
 void Worker::run() {
@@ -95,8 +143,8 @@ void Worker::run() {
 
 void Worker::accept(int fd, const sockaddr* peer, size_t listener_index) {
   uint32_t limit = snapshot_->config().limits.max_connections;
-  if (connections_.fetch_add(1, std::memory_order_relaxed) >= limit) {
-    connections_.fetch_sub(1, std::memory_order_relaxed);
+  if (stats_.connections.fetch_add(1, std::memory_order_relaxed) >= limit) {
+    stats_.connections.fetch_sub(1, std::memory_order_relaxed);
     ::close(fd);
     log::warn("connection refused: max_connections reached", {{"limit", limit}});
     return;
@@ -116,7 +164,7 @@ void Worker::accept(int fd, const sockaddr* peer, size_t listener_index) {
 void Worker::remove(DownstreamConnection* conn) {
   std::unique_ptr<DownstreamConnection> owned = std::move(*conn->self);
   conns_.erase(conn->self);
-  connections_.fetch_sub(1, std::memory_order_relaxed);
+  stats_.connections.fetch_sub(1, std::memory_order_relaxed);
   loop_.defer_delete(std::move(owned));
   maybe_exit();
 }

@@ -11,10 +11,13 @@
 #include <thread>
 #include <vector>
 
+#include "proxy/balancer.h"
 #include "proxy/event_loop.h"
 #include "proxy/listener.h"
+#include "proxy/proxy_stats.h"
 #include "proxy/snapshot.h"
 #include "proxy/upstream_pool.h"
+#include "proxy/upstream_server.h"
 
 namespace fd::proxy {
 
@@ -30,9 +33,10 @@ struct ListenSocket {
 // its upstream pool. Other threads talk to it only through the request_* calls, which post().
 class Worker {
  public:
-  // |connections| counts accepted connections across all workers (limits.max_connections).
+  // |servers| holds each upstream group's first server list; |stats| is the process's.
   Worker(unsigned id, std::shared_ptr<const RuntimeSnapshot> snapshot,
-         std::vector<ListenSocket> sockets, std::atomic<uint32_t>& connections);
+         std::vector<ListenSocket> sockets, std::vector<ServerListPtr> servers,
+         ProxyStats& stats);
   ~Worker();
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
@@ -45,6 +49,8 @@ class Worker {
   void request_drain();
   // Hard stop: close every connection now and exit. Any thread.
   void request_stop();
+  // Replaces the server list of upstream group |group| (re-resolution). Any thread.
+  void request_servers(size_t group, ServerListPtr servers);
   // True once the thread's loop has returned. Any thread.
   bool finished() const { return finished_.load(std::memory_order_acquire); }
   // Connections this worker cut in request_stop(). Read after join().
@@ -56,6 +62,11 @@ class Worker {
   const std::shared_ptr<const RuntimeSnapshot>& snapshot() const { return snapshot_; }
   // A random 32-hex-digit request id.
   std::string next_request_id();
+  // An available server of |group| not in |tried|, chosen by the group's balance policy;
+  // nullptr when there is none.
+  std::shared_ptr<UpstreamServer> pick_server(size_t group,
+                                              const std::vector<const UpstreamServer*>& tried);
+  ProxyStats& stats() { return stats_; }
   // Takes ownership of the accepted |fd|.
   void accept(int fd, const sockaddr* peer, size_t listener_index);
   // Unlinks |conn| and defer-deletes it. Called by the connection's single close path.
@@ -63,6 +74,12 @@ class Worker {
   bool draining() const { return draining_; }
 
  private:
+  // One upstream group as this worker sees it.
+  struct GroupState {
+    ServerListPtr servers;
+    std::vector<int64_t> weighted_current;  // smooth weighted round-robin state
+  };
+
   void run();
   void drain();
   void stop();
@@ -71,11 +88,13 @@ class Worker {
   unsigned id_;
   std::shared_ptr<const RuntimeSnapshot> snapshot_;
   std::vector<ListenSocket> sockets_;
-  std::atomic<uint32_t>& connections_;
+  ProxyStats& stats_;
   EventLoop loop_;
   UpstreamPool pool_;
   std::vector<std::unique_ptr<Listener>> listeners_;
   std::list<std::unique_ptr<DownstreamConnection>> conns_;
+  std::vector<GroupState> groups_;
+  std::vector<Candidate> candidates_;  // reused by pick_server
   std::mt19937_64 rng_;
   bool draining_ = false;
   size_t cut_ = 0;

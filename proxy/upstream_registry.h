@@ -1,0 +1,48 @@
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+#include "proxy/event_loop.h"
+#include "proxy/upstream_server.h"
+
+namespace fd::proxy {
+
+// The servers of every upstream, kept current by re-resolving host names every
+// resolve_interval. A server whose address keeps resolving keeps its UpstreamServer (and so its
+// health and counters); a vanished one is marked removed. Main thread only.
+class UpstreamRegistry {
+ public:
+  // Called with a group's new list whenever its set of addresses changes.
+  using Publish = std::function<void(size_t group, const ServerListPtr& servers)>;
+
+  UpstreamRegistry(EventLoop& loop, const config::Config& config, Publish publish);
+  ~UpstreamRegistry();
+
+  // Resolves every group once (names that do not resolve are logged, not fatal) and starts
+  // the re-resolution timers. Publishes each group's first list.
+  void start();
+
+  const ServerListPtr& servers(size_t group) const { return groups_[group]->servers; }
+  size_t group_count() const { return groups_.size(); }
+
+ private:
+  struct Group {
+    const config::Upstream* settings;
+    ServerListPtr servers;
+    std::vector<std::string> resolve_errors;  // last error per server spec, "" when fine
+    std::unique_ptr<Timer> timer;
+  };
+
+  // Resolves group |index| again; true when its list of servers changed.
+  bool refresh(size_t index);
+
+  EventLoop& loop_;
+  Publish publish_;
+  std::vector<std::unique_ptr<Group>> groups_;
+};
+
+}  // namespace fd::proxy
