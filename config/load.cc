@@ -26,6 +26,11 @@ namespace {
 // an int without overflow.
 constexpr uint64_t MAX_WEIGHT = 1000;
 constexpr uint64_t MAX_WORKERS = 1024;
+// Passive and active health thresholds, and retries: small numbers, capped so a typo like 30000
+// is an error rather than a server that is never taken out or a request retried for ever.
+constexpr uint64_t MAX_FAILS = 1000;
+constexpr uint64_t MAX_HEALTH_THRESHOLD = 100;
+constexpr uint64_t MAX_RETRIES = 10;
 constexpr uint64_t MAX_U32 = std::numeric_limits<uint32_t>::max();
 constexpr uint64_t MAX_U64 = std::numeric_limits<uint64_t>::max();
 
@@ -186,11 +191,13 @@ class Loader {
   void read_upstreams(const Entry& entry, std::vector<Upstream>* out);
   void read_upstream(const Entry& entry, Upstream* out);
   void read_server(const Entry& entry, ServerSpec* out);
-  void read_balance(const Entry& entry, std::string* out);
+  void read_health_check(const Entry& entry, Upstream* out);
+  void read_health_path(const Entry& entry, std::string* out);
   void read_route(const Entry& entry, Route* out);
   void read_match(const Entry& entry, RouteMatch* out);
   void read_log(const Entry& entry, Log* out);
   void read_limits(const Entry& entry, Limits* out);
+  void read_admin(const Entry& entry, Admin* out);
 
   std::string source_;
   const Environment& env_;
@@ -431,17 +438,57 @@ void Loader::read_server(const Entry& entry, ServerSpec* out) {
            });
 }
 
-void Loader::read_balance(const Entry& entry, std::string* out) {
-  auto text = scalar(entry, "a string");
-  if (!text) {
+// The path goes into the probe's request line as written, so it must be origin-form.
+void Loader::read_health_path(const Entry& entry, std::string* out) {
+  auto path = scalar(entry, "a string");
+  if (!path) {
     return;
   }
-  if (*text == "round_robin") {
-    *out = std::move(*text);
-  } else if (*text == "least_conn" || *text == "random_two") {
-    error(entry.mark, "balance " + quoted(*text) + " is not supported yet");
-  } else {
-    error(entry.mark, "expected round_robin for " + entry.label + ", got " + quoted(*text));
+  if (path->empty() || path->front() != '/') {
+    error(entry.mark, "path must start with \"/\", got " + quoted(*path));
+    return;
+  }
+  auto bad = [](char c) { return static_cast<unsigned char>(c) <= 0x20 || c == 0x7f; };
+  if (std::any_of(path->begin(), path->end(), bad)) {
+    error(entry.mark, "path must not contain spaces or control characters, got " + quoted(*path));
+    return;
+  }
+  *out = std::move(*path);
+}
+
+// Present, even empty, turns active checks on. A probe that may outlast its interval would
+// overlap the next one, so timeout <= interval; checked only when both values were read cleanly.
+void Loader::read_health_check(const Entry& entry, Upstream* out) {
+  HealthCheck& hc = out->health_check;
+  out->health_check_enabled = true;
+  hc.mark = entry.mark;
+  std::optional<Mark> interval_mark;
+  std::optional<Mark> timeout_mark;
+  size_t errors_before = errors_.size();
+  read_map(
+      entry,
+      {
+          {"path", [&](const Entry& e) { read_health_path(e, &hc.path); }},
+          {"interval",
+           [&](const Entry& e) {
+             interval_mark = e.mark;
+             read_duration(e, &hc.interval, true);
+           }},
+          {"timeout",
+           [&](const Entry& e) {
+             timeout_mark = e.mark;
+             read_duration(e, &hc.timeout, true);
+           }},
+          {"healthy_after",
+           [&](const Entry& e) { read_integer(e, 1, MAX_HEALTH_THRESHOLD, &hc.healthy_after); }},
+          {"unhealthy_after",
+           [&](const Entry& e) { read_integer(e, 1, MAX_HEALTH_THRESHOLD, &hc.unhealthy_after); }},
+      });
+  if (errors_.size() == errors_before && hc.timeout > hc.interval) {
+    // At the timeout when it was written, else at the interval that made the default too long.
+    error(timeout_mark.value_or(interval_mark.value_or(entry.mark)),
+          "health_check timeout " + format_duration(hc.timeout) +
+              " must not be longer than its interval " + format_duration(hc.interval));
   }
 }
 
@@ -449,18 +496,30 @@ void Loader::read_upstream(const Entry& entry, Upstream* out) {
   auto read_servers = [&](const Entry& e) {
     read_sequence(e, [&](const Entry& item) { read_server(item, &out->servers.emplace_back()); });
   };
-  read_map(entry,
-           {
-               {"servers", read_servers, true},
-               {"balance", [&](const Entry& e) { read_balance(e, &out->balance); }},
-               {"connect_timeout",
-                [&](const Entry& e) { read_duration(e, &out->connect_timeout, true); }},
-               {"response_timeout",
-                [&](const Entry& e) { read_duration(e, &out->response_timeout, true); }},
-               {"max_idle_connections",
-                [&](const Entry& e) { read_integer(e, 0, MAX_U32, &out->max_idle_connections); }},
-               {"idle_timeout", [&](const Entry& e) { read_duration(e, &out->idle_timeout); }},
-           });
+  auto read_balance = [&](const Entry& e) {
+    read_choice(e, {"round_robin", "least_conn", "random_two"}, &out->balance);
+  };
+  read_map(
+      entry,
+      {
+          {"servers", read_servers, true},
+          {"balance", read_balance},
+          {"resolve_interval",
+           [&](const Entry& e) { read_duration(e, &out->resolve_interval, true); }},
+          {"health_check", [&](const Entry& e) { read_health_check(e, out); }},
+          {"max_fails", [&](const Entry& e) { read_integer(e, 0, MAX_FAILS, &out->max_fails); }},
+          {"fail_window", [&](const Entry& e) { read_duration(e, &out->fail_window, true); }},
+          {"fail_timeout", [&](const Entry& e) { read_duration(e, &out->fail_timeout, true); }},
+          {"retries", [&](const Entry& e) { read_integer(e, 0, MAX_RETRIES, &out->retries); }},
+          {"retry_timeout", [&](const Entry& e) { read_duration(e, &out->retry_timeout, true); }},
+          {"connect_timeout",
+           [&](const Entry& e) { read_duration(e, &out->connect_timeout, true); }},
+          {"response_timeout",
+           [&](const Entry& e) { read_duration(e, &out->response_timeout, true); }},
+          {"max_idle_connections",
+           [&](const Entry& e) { read_integer(e, 0, MAX_U32, &out->max_idle_connections); }},
+          {"idle_timeout", [&](const Entry& e) { read_duration(e, &out->idle_timeout); }},
+      });
 }
 
 // The map keeps YAML order, which is the order upstreams are listed in /status.
@@ -546,6 +605,16 @@ void Loader::read_limits(const Entry& entry, Limits* out) {
       });
 }
 
+// Present, even empty, turns the admin listener on at its default address.
+void Loader::read_admin(const Entry& entry, Admin* out) {
+  out->enabled = true;
+  out->mark = entry.mark;
+  read_map(entry,
+           {
+               {"address", [&](const Entry& e) { read_address(e, &out->address, &out->endpoint); }},
+           });
+}
+
 Config Loader::load(const YAML::Node& root) {
   Config cfg;
   cfg.source = source_;
@@ -564,6 +633,7 @@ Config Loader::load(const YAML::Node& root) {
           {"tls", [&](const Entry& e) { read_tls(e, &cfg.tls); }},
           {"upstreams", [&](const Entry& e) { read_upstreams(e, &cfg.upstreams); }, true},
           {"routes", read_routes, true},
+          {"admin", [&](const Entry& e) { read_admin(e, &cfg.admin); }},
           {"log", [&](const Entry& e) { read_log(e, &cfg.log); }},
           {"limits", [&](const Entry& e) { read_limits(e, &cfg.limits); }},
           {"shutdown_timeout", [&](const Entry& e) { read_duration(e, &cfg.shutdown_timeout); }},

@@ -4,6 +4,7 @@
 
 #include <charconv>
 #include <cstdint>
+#include <iterator>
 #include <limits>
 #include <string>
 #include <utility>
@@ -21,11 +22,13 @@ Error invalid(std::string message) {
   return make_error(Errc::invalid_argument, std::move(message));
 }
 
+// Duration units and their milliseconds, smallest first.
+constexpr std::pair<std::string_view, int64_t> UNITS[] = {
+    {"ms", 1}, {"s", 1000}, {"m", 60 * 1000}, {"h", 3600 * 1000}, {"d", 24 * 3600 * 1000},
+};
+
 // Milliseconds per unit; 0 for an unknown unit.
 int64_t unit_millis(std::string_view unit) {
-  static constexpr std::pair<std::string_view, int64_t> UNITS[] = {
-      {"ms", 1}, {"s", 1000}, {"m", 60 * 1000}, {"h", 3600 * 1000}, {"d", 24 * 3600 * 1000},
-  };
   for (const auto& [name, millis] : UNITS) {
     if (unit == name) {
       return millis;
@@ -118,6 +121,20 @@ Result<Duration> parse_duration(std::string_view text) {
     return invalid(quoted(text) + " is too large");
   }
   return Duration(count * millis);
+}
+
+std::string format_duration(Duration d) {
+  int64_t millis = d.count();
+  if (millis == 0) {
+    return "0s";
+  }
+  // Largest unit first; "ms" divides everything, so the loop always returns.
+  for (auto it = std::rbegin(UNITS); it != std::rend(UNITS); ++it) {
+    if (millis % it->second == 0) {
+      return std::to_string(millis / it->second) + std::string(it->first);
+    }
+  }
+  return std::to_string(millis) + "ms";
 }
 
 Result<HostPort> parse_host_port(std::string_view text) {

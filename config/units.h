@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <string_view>
 
 #include "common/result.h"
@@ -15,5 +16,9 @@ Result<Duration> parse_duration(std::string_view text);
 // Parses "host:port", "[v6addr]:port" or "*:port" / ":port" (any address). The port must be
 // 1..65535; a bare host without port is an error. The host is returned without brackets.
 Result<HostPort> parse_host_port(std::string_view text);
+
+// Writes |d| in the largest unit that divides it exactly: "2s", "90s", "5m", "1500ms"; "0s" for
+// zero. For d >= 0, parse_duration() reads the result back to |d|. For messages and logs.
+std::string format_duration(Duration d);
 
 }  // namespace fd::config

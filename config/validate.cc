@@ -1,9 +1,12 @@
 #include "config/validate.h"
 
+#include <arpa/inet.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -15,6 +18,7 @@
 #include "common/file.h"
 #include "common/ossl.h"
 #include "common/result.h"
+#include "config/units.h"
 
 namespace fd::config {
 namespace {
@@ -72,6 +76,69 @@ void check_upstreams(const Config& cfg, const Reporter& report) {
                                 " has weight " + std::to_string(server.weight) +
                                 "; it must be at least 1");
       }
+    }
+    // The loader reports this at the timeout value; this catches configs built in code.
+    const HealthCheck& hc = upstream.health_check;
+    if (upstream.health_check_enabled && hc.timeout > hc.interval) {
+      report(hc.mark, "upstream " + quoted(upstream.name) + ": health_check timeout " +
+                          format_duration(hc.timeout) + " must not be longer than its interval " +
+                          format_duration(hc.interval));
+    }
+  }
+}
+
+// A listen or admin host, as the kernel sees it when binding.
+struct BindHost {
+  int family = AF_UNSPEC;  // AF_INET, AF_INET6, or AF_UNSPEC for a name that resolves to either
+  bool any = false;        // the family's any-address: "" and "*" bind 0.0.0.0, or "::"
+  std::string text;        // canonical literal, or the name in lower case
+};
+
+BindHost bind_host(const std::string& host) {
+  if (host.empty()) {
+    return {AF_INET, true, "0.0.0.0"};
+  }
+  in_addr v4{};
+  in6_addr v6{};
+  char buf[INET6_ADDRSTRLEN] = {};
+  if (inet_pton(AF_INET, host.c_str(), &v4) == 1) {
+    inet_ntop(AF_INET, &v4, buf, sizeof buf);
+    return {AF_INET, v4.s_addr == htonl(INADDR_ANY), buf};
+  }
+  if (inet_pton(AF_INET6, host.c_str(), &v6) == 1) {
+    inet_ntop(AF_INET6, &v6, buf, sizeof buf);
+    return {AF_INET6, IN6_IS_ADDR_UNSPECIFIED(&v6) != 0, buf};
+  }
+  std::string name = host;
+  std::transform(name.begin(), name.end(), name.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return {AF_UNSPEC, false, name};
+}
+
+// The admin listener cannot share a port with a proxy listener: the same address, or one that
+// the other's any-address covers (IPv6 listeners are v6-only, so "[::]" does not cover IPv4).
+// A host name is assumed to possibly resolve into either family.
+void check_admin(const Config& cfg, const Reporter& report) {
+  if (!cfg.admin.enabled) {
+    return;
+  }
+  const Admin& admin = cfg.admin;
+  BindHost admin_host = bind_host(admin.endpoint.host);
+  for (const Listener& listener : cfg.listeners) {
+    if (listener.endpoint.port != admin.endpoint.port) {
+      continue;
+    }
+    BindHost listen_host = bind_host(listener.endpoint.host);
+    bool families_meet = admin_host.family == listen_host.family ||
+                         admin_host.family == AF_UNSPEC || listen_host.family == AF_UNSPEC;
+    if (admin_host.text == listen_host.text && admin_host.family == listen_host.family) {
+      report(admin.mark, "admin address " + admin.address + " is also a listen address");
+      return;
+    }
+    if (families_meet && (admin_host.any || listen_host.any)) {
+      report(admin.mark,
+             "admin address " + admin.address + " overlaps listen address " + listener.address);
+      return;
     }
   }
 }
@@ -190,6 +257,7 @@ void validate(const Config& cfg, std::vector<Diagnostic>* out) {
   check_listeners(cfg, report);
   check_upstreams(cfg, report);
   check_routes(cfg, report);
+  check_admin(cfg, report);
   check_certificates(cfg, report);
 }
 

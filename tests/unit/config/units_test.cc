@@ -74,6 +74,25 @@ TEST(ParseDuration, RejectsOverflow) {
   EXPECT_EQ(duration_error("9223372036854775807s"), "\"9223372036854775807s\" is too large");
 }
 
+TEST(FormatDuration, LargestExactUnit) {
+  EXPECT_EQ(format_duration(0ms), "0s");
+  EXPECT_EQ(format_duration(1ms), "1ms");
+  EXPECT_EQ(format_duration(1500ms), "1500ms");
+  EXPECT_EQ(format_duration(2s), "2s");
+  EXPECT_EQ(format_duration(90s), "90s");
+  EXPECT_EQ(format_duration(5min), "5m");
+  EXPECT_EQ(format_duration(25h), "25h");
+  EXPECT_EQ(format_duration(30 * 24h), "30d");
+}
+
+TEST(FormatDuration, ParsesBack) {
+  for (Duration d : {Duration(0), Duration(999), Duration(61000), Duration(INT64_MAX)}) {
+    auto parsed = parse_duration(format_duration(d));
+    ASSERT_TRUE(parsed) << format_duration(d);
+    EXPECT_EQ(*parsed, d);
+  }
+}
+
 TEST(ParseHostPort, Ipv4) {
   auto hp = parse_host_port("0.0.0.0:443");
   ASSERT_TRUE(hp);

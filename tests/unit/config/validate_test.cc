@@ -129,6 +129,81 @@ TEST(Validate, RouteToUnknownUpstream) {
   EXPECT_THAT(validate_errors(cfg), ElementsAre("9:15: route refers to unknown upstream \"api\""));
 }
 
+TEST(Validate, HealthCheckTimeoutLongerThanInterval) {
+  Config cfg = valid_config();
+  cfg.upstreams[0].health_check.interval = std::chrono::seconds(1);
+  cfg.upstreams[0].health_check.timeout = std::chrono::milliseconds(1500);
+  cfg.upstreams[0].health_check.mark = {6, 7};
+  // Only checked when health checks are on.
+  EXPECT_THAT(validate_errors(cfg), IsEmpty());
+  cfg.upstreams[0].health_check_enabled = true;
+  EXPECT_THAT(validate_errors(cfg),
+              ElementsAre("6:7: upstream \"app\": health_check timeout 1500ms must not be longer "
+                          "than its interval 1s"));
+  cfg.upstreams[0].health_check.timeout = std::chrono::seconds(1);
+  EXPECT_THAT(validate_errors(cfg), IsEmpty());
+}
+
+// valid_config() (listening on 0.0.0.0:8080) with the admin listener on |address|, at 12:3.
+Config with_admin(const std::string& address, const HostPort& endpoint) {
+  Config cfg = valid_config();
+  cfg.admin.enabled = true;
+  cfg.admin.address = address;
+  cfg.admin.endpoint = endpoint;
+  cfg.admin.mark = {12, 3};
+  return cfg;
+}
+
+TEST(Validate, AdminAddressIsAlsoAListenAddress) {
+  Config cfg = with_admin("127.0.0.1:8443", {"127.0.0.1", 8443});
+  cfg.listeners.push_back(listener_at("127.0.0.1:8443", {"127.0.0.1", 8443}, {3, 5}));
+  EXPECT_THAT(validate_errors(cfg),
+              ElementsAre("12:3: admin address 127.0.0.1:8443 is also a listen address"));
+  // Compared as bound: "*", "" and "0.0.0.0" are one address, and so are IPv6 spellings.
+  EXPECT_THAT(validate_errors(with_admin("*:8080", {"", 8080})),
+              ElementsAre("12:3: admin address *:8080 is also a listen address"));
+  Config v6 = with_admin("[0::1]:9000", {"0::1", 9000});
+  v6.listeners.push_back(listener_at("[::1]:9000", {"::1", 9000}, {3, 5}));
+  EXPECT_THAT(validate_errors(v6),
+              ElementsAre("12:3: admin address [0::1]:9000 is also a listen address"));
+  Config name = with_admin("LocalHost:9000", {"LocalHost", 9000});
+  name.listeners.push_back(listener_at("localhost:9000", {"localhost", 9000}, {3, 5}));
+  EXPECT_THAT(validate_errors(name),
+              ElementsAre("12:3: admin address LocalHost:9000 is also a listen address"));
+}
+
+TEST(Validate, AdminAddressInsideAnyAddressListener) {
+  // valid_config() listens on 0.0.0.0:8080, which takes 127.0.0.1:8080 as well.
+  EXPECT_THAT(validate_errors(with_admin("127.0.0.1:8080", {"127.0.0.1", 8080})),
+              ElementsAre("12:3: admin address 127.0.0.1:8080 overlaps listen address "
+                          "0.0.0.0:8080"));
+  EXPECT_THAT(validate_errors(with_admin("localhost:8080", {"localhost", 8080})),
+              ElementsAre("12:3: admin address localhost:8080 overlaps listen address "
+                          "0.0.0.0:8080"));
+  Config v6 = with_admin("[::1]:9901", {"::1", 9901});
+  v6.listeners.push_back(listener_at("[::]:9901", {"::", 9901}, {3, 5}));
+  EXPECT_THAT(validate_errors(v6),
+              ElementsAre("12:3: admin address [::1]:9901 overlaps listen address [::]:9901"));
+  // And the other way round: an any-address admin over a specific listener.
+  Config any_admin = with_admin("[::]:9000", {"::", 9000});
+  any_admin.listeners.push_back(listener_at("[::1]:9000", {"::1", 9000}, {3, 5}));
+  EXPECT_THAT(validate_errors(any_admin),
+              ElementsAre("12:3: admin address [::]:9000 overlaps listen address [::1]:9000"));
+}
+
+TEST(Validate, AdminAddressThatDoesNotCollide) {
+  // Other port; other IPv4 address; IPv6 listeners are v6-only, so "[::]" leaves IPv4 alone.
+  EXPECT_THAT(validate_errors(with_admin("0.0.0.0:9901", {"0.0.0.0", 9901})), IsEmpty());
+  Config cfg = with_admin("127.0.0.1:9000", {"127.0.0.1", 9000});
+  cfg.listeners.push_back(listener_at("127.0.0.2:9000", {"127.0.0.2", 9000}, {3, 5}));
+  cfg.listeners.push_back(listener_at("[::]:9000", {"::", 9000}, {4, 5}));
+  EXPECT_THAT(validate_errors(cfg), IsEmpty());
+  // A disabled admin section is never bound.
+  Config off = with_admin("0.0.0.0:8080", {"0.0.0.0", 8080});
+  off.admin.enabled = false;
+  EXPECT_THAT(validate_errors(off), IsEmpty());
+}
+
 // Certificate checks against files written at test time.
 class ValidateCertificates : public ::testing::Test {
  protected:

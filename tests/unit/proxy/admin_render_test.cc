@@ -117,7 +117,9 @@ frontdoor_connections_active 7
 frontdoor_draining 0
 )";
 
-TEST(RenderMetrics, GoldenText) { EXPECT_EQ(render_metrics(small_view()), GOLDEN_METRICS); }
+TEST(RenderMetrics, GoldenText) {
+  EXPECT_EQ(render_metrics(small_view()), GOLDEN_METRICS);
+}
 
 TEST(RenderMetrics, EmptyFamiliesKeepHelpAndType) {
   AdminView v;

@@ -76,15 +76,15 @@ TEST(LatencyHistogram, EmptyView) {
 
 TEST(LatencyHistogram, BucketsAreCumulativeAndBoundsInclusive) {
   LatencyHistogram h;
-  h.observe(nanoseconds(0));            // le 0.001
-  h.observe(milliseconds(1));           // exactly on 0.001: le 0.001
-  h.observe(nanoseconds(1'000'001));    // just over: le 0.0025
-  h.observe(milliseconds(30));          // le 0.05
-  h.observe(milliseconds(30));          // le 0.05
-  h.observe(seconds(1));                // le 1
-  h.observe(seconds(10));               // le 10
-  h.observe(seconds(11));               // +Inf only
-  h.observe(nanoseconds(-5));           // clamped to 0: le 0.001
+  h.observe(nanoseconds(0));          // le 0.001
+  h.observe(milliseconds(1));         // exactly on 0.001: le 0.001
+  h.observe(nanoseconds(1'000'001));  // just over: le 0.0025
+  h.observe(milliseconds(30));        // le 0.05
+  h.observe(milliseconds(30));        // le 0.05
+  h.observe(seconds(1));              // le 1
+  h.observe(seconds(10));             // le 10
+  h.observe(seconds(11));             // +Inf only
+  h.observe(nanoseconds(-5));         // clamped to 0: le 0.001
   HistogramView v = h.view();
   //                                   .001 .0025 .005 .01 .025 .05 .1 .25 .5 1  2.5 5  10 +Inf
   EXPECT_EQ(v.buckets, (std::vector<uint64_t>{3, 4, 4, 4, 4, 6, 6, 6, 6, 7, 7, 7, 8, 9}));
