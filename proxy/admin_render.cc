@@ -24,7 +24,9 @@ Json codes_json(const std::vector<std::pair<int, uint64_t>>& codes) {
   return out;
 }
 
-Json null_if_empty(const std::string& s) { return s.empty() ? Json(nullptr) : Json(s); }
+Json null_if_empty(const std::string& s) {
+  return s.empty() ? Json(nullptr) : Json(s);
+}
 
 Json server_json(const ServerView& s) {
   Json last_check = nullptr;
@@ -113,8 +115,7 @@ std::string format_double(double d) {
   return std::string(buf, end);
 }
 
-void family(std::string& out, std::string_view name, std::string_view type,
-            std::string_view help) {
+void family(std::string& out, std::string_view name, std::string_view type, std::string_view help) {
   out.append("# HELP ").append(name).append(" ").append(help).append("\n");
   out.append("# TYPE ").append(name).append(" ").append(type).append("\n");
 }
@@ -145,8 +146,8 @@ void requests_total(std::string& out, const AdminView& v) {
          "the proxy answered without one, an empty upstream that no upstream was chosen.");
   for (const auto& s : v.servers) {
     for (const auto& [code, n] : s.responses_by_code) {
-      sample(out, NAME, {{"upstream", s.upstream}, {"server", s.address},
-                         {"code", std::to_string(code)}},
+      sample(out, NAME,
+             {{"upstream", s.upstream}, {"server", s.address}, {"code", std::to_string(code)}},
              std::to_string(n));
     }
   }
@@ -164,7 +165,8 @@ void requests_total(std::string& out, const AdminView& v) {
 
 void server_families(std::string& out, const AdminView& v) {
   constexpr std::string_view UP = "frontdoor_upstream_up";
-  family(out, UP, "gauge", "Whether the upstream server would receive requests now (1) or not (0).");
+  family(out, UP, "gauge",
+         "Whether the upstream server would receive requests now (1) or not (0).");
   for (const auto& s : v.servers) {
     sample(out, UP, {{"upstream", s.upstream}, {"server", s.address}}, s.up ? "1" : "0");
   }

@@ -9,8 +9,8 @@ namespace {
 // The bounds in whole nanoseconds, so that placing a duration is an exact integer comparison
 // (0.001 s is not exact in binary; 1'000'000 ns is).
 constexpr std::array<int64_t, 13> BOUNDS_NS = {
-    1'000'000,   2'500'000,   5'000'000,     10'000'000,    25'000'000,
-    50'000'000,  100'000'000, 250'000'000,   500'000'000,   1'000'000'000,
+    1'000'000,     2'500'000,     5'000'000,     10'000'000,  25'000'000,
+    50'000'000,    100'000'000,   250'000'000,   500'000'000, 1'000'000'000,
     2'500'000'000, 5'000'000'000, 10'000'000'000};
 
 static_assert(BOUNDS_NS.size() == LatencyHistogram::BOUNDS_SECONDS.size());
@@ -28,8 +28,8 @@ static_assert(bounds_agree(), "BOUNDS_NS must match BOUNDS_SECONDS");
 }  // namespace
 
 void StatusCounters::add(int code) {
-  size_t slot = (code >= MIN_CODE && code <= MAX_CODE) ? static_cast<size_t>(code - MIN_CODE)
-                                                       : OTHER_SLOT;
+  size_t slot =
+      (code >= MIN_CODE && code <= MAX_CODE) ? static_cast<size_t>(code - MIN_CODE) : OTHER_SLOT;
   counts_[slot].fetch_add(1, std::memory_order_relaxed);
 }
 
