@@ -233,23 +233,26 @@ def make_certs(directory, names, basenames=None):
 
 
 class Upstream:
-    """tests/integration/upstream.py as a subprocess on 127.0.0.1.
+    """tests/integration/upstream.py as a subprocess on 127.0.0.1 (or |host|, any 127.0.0.0/8
+    address on Linux).
 
     port=0 (default) lets the kernel pick a free port; upstream.py announces it with
     "listening PORT" once it listens, so readiness needs no TCP connection of ours (which
-    would count in /stats).
+    would count in /stats). args: extra upstream.py flags, e.g. ["--hang-all"].
     """
 
-    def __init__(self, uid, port=0, log_dir=None):
+    def __init__(self, uid, port=0, log_dir=None, host="127.0.0.1", args=()):
         self.id = uid
         self.port = port
         self.log_dir = log_dir
+        self.host = host
+        self.args = list(args)
         self.proc = None
         self.log_path = None
 
     @property
     def address(self):
-        return "127.0.0.1:%d" % self.port
+        return "%s:%d" % (self.host, self.port)
 
     def start(self, timeout=10):
         if self.log_dir:
@@ -259,7 +262,8 @@ class Upstream:
             err = subprocess.DEVNULL
         try:
             self.proc = subprocess.Popen(
-                [PYTHON, UPSTREAM_PY, "--port", str(self.port), "--id", self.id],
+                [PYTHON, UPSTREAM_PY, "--port", str(self.port), "--id", self.id,
+                 "--host", self.host] + self.args,
                 stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL)
         finally:
             if err is not subprocess.DEVNULL:
@@ -289,7 +293,7 @@ class Upstream:
 
     def request(self, path, method="GET", timeout=10):
         """A direct request (new connection, Connection: close): (status, headers dict, body)."""
-        with socket.create_connection(("127.0.0.1", self.port), timeout=timeout) as s:
+        with socket.create_connection((self.host, self.port), timeout=timeout) as s:
             s.sendall(("%s %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n"
                        % (method, path, self.address)).encode())
             return read_response(s, timeout=timeout)
@@ -299,6 +303,29 @@ class Upstream:
         status, _, body = self.request("/stats")
         assert status == 200, (status, body)
         return json.loads(body)
+
+    def control(self, **modes):
+        """Sets upstream.py modes at run time (hang_all, reset_all, healthz_hang: bool;
+        delay_ms, healthz_status: int); returns the modes now in force."""
+        query = urllib.parse.urlencode({k: int(v) for k, v in modes.items()})
+        status, _, body = self.request("/control?" + query)
+        assert status == 200, (status, body)
+        return json.loads(body)
+
+    def path_count(self, path):
+        """How many requests for |path| (health checks included) this upstream has received."""
+        return self.stats()["paths"].get(path, 0)
+
+    def kill(self, timeout=5):
+        """SIGKILL (no clean shutdown) and reap; the port is free again afterwards."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=timeout)
+        if self.proc.stdout:
+            self.proc.stdout.close()
+        return self.proc.returncode
 
     def stop(self, timeout=5):
         if self.proc is None:
@@ -900,8 +927,8 @@ class ProxyTestCase(unittest.TestCase):
             raise errors[0]
 
     @classmethod
-    def class_upstream(cls, uid):
-        up = Upstream(uid, log_dir=cls.tmp.path).start()
+    def class_upstream(cls, uid, **kw):
+        up = Upstream(uid, log_dir=cls.tmp.path, **kw).start()
         cls._fd_cleanups.append(up.stop)
         return up
 
@@ -912,8 +939,8 @@ class ProxyTestCase(unittest.TestCase):
         fd.start()
         return fd
 
-    def upstream(self, uid):
-        up = Upstream(uid, log_dir=self.tmp.path).start()
+    def upstream(self, uid, **kw):
+        up = Upstream(uid, log_dir=self.tmp.path, **kw).start()
         self.addCleanup(up.stop)
         return up
 
@@ -924,9 +951,323 @@ class ProxyTestCase(unittest.TestCase):
             fd.start()
         return fd
 
+    def frontdoor_with_admin(self, upstreams, routes=None, admin_host="127.0.0.1",
+                             admin_port=None, env=None, **extra):
+        """Starts frontdoor with tls_config(...) plus an admin listener on admin_host (a free
+        port unless given); returns (public port, Frontdoor, AdminClient) once both accept."""
+        port = free_port()
+        if admin_port is None:
+            admin_port = free_port_on([admin_host])
+        admin_address = "%s:%d" % (admin_host, admin_port)
+        cfg = tls_config(port, self.certs, upstreams, routes=routes,
+                         admin={"address": admin_address}, **extra)
+        fd = self.frontdoor(cfg, env=env)
+        admin = AdminClient(admin_address)
+        try:
+            admin.wait_listening()
+        except AssertionError as e:
+            raise AssertionError("%s\n%s" % (e, fd.tail()))
+        return port, fd, admin
+
     def url(self, port, path="/", host="localhost"):
         return "https://%s:%d%s" % (host, port, path)
 
     def get(self, port, path="/", host="localhost", *args, **kw):
         kw.setdefault("ca", self.certs.ca)
         return curl(self.url(port, path, host), *args, **kw)
+
+
+# --- health, balancing, admin and resolution helpers ------------------------------------------
+
+
+@functools.lru_cache(maxsize=1)
+def frontdoor_version():
+    """The version frontdoor reports ("0.1.0" from a first line "frontdoor 0.1.0")."""
+    require_binary()
+    r = run([BIN, "--version"], timeout=10)
+    first = r.stdout.decode(errors="replace").strip().splitlines()[:1]
+    if r.returncode != 0 or not first:
+        raise AssertionError("frontdoor --version failed: %r %r" % (r.stdout, r.stderr))
+    return first[0].split()[-1]
+
+
+def free_port_on(hosts, attempts=50):
+    """A TCP port that was free a moment ago on every address in |hosts| (127.0.0.0/8)."""
+    for _ in range(attempts):
+        port = free_port()
+        ok = True
+        for host in hosts:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                try:
+                    s.bind((host, port))
+                except OSError:
+                    ok = False
+                    break
+        if ok:
+            return port
+    raise AssertionError("no port free on all of %r" % (hosts,))
+
+
+def write_hosts_file(path, entries, comment="frontdoor integration test"):
+    """Atomically (rename) writes an /etc/hosts-format file: entries = [(ip, name), ...]."""
+    tmp_path = path + ".tmp"
+    with open(tmp_path, "w") as f:
+        f.write("# %s\n" % comment)
+        for ip, name in entries:
+            f.write("%s %s\n" % (ip, name))
+    os.replace(tmp_path, path)
+
+
+class AdminClient:
+    """Plain-HTTP client for frontdoor's admin listener (GET /status, /metrics, /ready)."""
+
+    def __init__(self, address, timeout=5):
+        host, _, port = address.rpartition(":")
+        self.host = host.strip("[]")
+        self.port = int(port)
+        self.timeout = timeout * SLOW
+
+    @property
+    def address(self):
+        return "%s:%d" % (self.host, self.port)
+
+    def wait_listening(self, timeout=10):
+        wait_for(lambda: tcp_accepts(self.host, self.port), timeout * SLOW,
+                 what="admin listener on %s" % self.address)
+        return self
+
+    def get(self, path, method="GET"):
+        """(status, headers dict lowercased, body bytes) over a new connection."""
+        with socket.create_connection((self.host, self.port), timeout=self.timeout) as s:
+            s.sendall(("%s %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n"
+                       % (method, path, self.address)).encode())
+            return read_response(s, timeout=self.timeout, head_only=(method == "HEAD"))
+
+    def status(self):
+        code, headers, body = self.get("/status")
+        if code != 200:
+            raise AssertionError("admin /status answered %s: %r" % (code, body[:500]))
+        try:
+            return json.loads(body)
+        except ValueError:
+            raise AssertionError("admin /status is not JSON: %r" % body[:500])
+
+    def metrics(self):
+        code, headers, body = self.get("/metrics")
+        if code != 200:
+            raise AssertionError("admin /metrics answered %s: %r" % (code, body[:500]))
+        return body.decode("utf-8")
+
+    def upstream(self, name, status=None):
+        status = status if status is not None else self.status()
+        for u in status.get("upstreams", []):
+            if u.get("name") == name:
+                return u
+        return None
+
+    def servers(self, upstream, status=None):
+        u = self.upstream(upstream, status)
+        return list(u.get("servers", [])) if u else []
+
+    def server(self, upstream, address, status=None):
+        for srv in self.servers(upstream, status):
+            if srv.get("address") == address:
+                return srv
+        return None
+
+    def wait_server(self, upstream, address, predicate, timeout, what, interval=0.05):
+        """Polls /status until predicate(server dict) is true; returns that server dict."""
+        last = [None]
+
+        def probe():
+            srv = self.server(upstream, address)
+            last[0] = srv
+            return srv if srv is not None and predicate(srv) else None
+
+        try:
+            return wait_for(probe, timeout, interval=interval, what=what)
+        except AssertionError as e:
+            raise AssertionError("%s; last seen: %r" % (e, last[0]))
+
+    def wait_health(self, upstream, address, health, timeout, interval=0.05):
+        return self.wait_server(upstream, address, lambda s: s.get("health") == health, timeout,
+                                "%s %s health %r" % (upstream, address, health), interval)
+
+
+_METRIC_LINE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)(?:\s+(-?\d+))?\s*$")
+_LABEL_PAIR = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*=\s*"((?:[^"\\]|\\.)*)"\s*(,|$)')
+
+
+def _unescape_label(value):
+    return re.sub(r"\\(.)", lambda m: {"n": "\n", "\\": "\\", '"': '"'}.get(m.group(1),
+                                                                          "\\" + m.group(1)), value)
+
+
+class Metrics:
+    """Prometheus text exposition, parsed: types {family: type}, helps {family: text},
+    samples [(name, labels dict, value float)]; errors lists lines that did not parse."""
+
+    def __init__(self, text):
+        self.text = text
+        self.types = {}
+        self.helps = {}
+        self.samples = []
+        self.errors = []
+        for raw in text.splitlines():
+            line = raw.strip()
+            if not line:
+                continue
+            if line.startswith("#"):
+                parts = line.split(None, 3)
+                if len(parts) >= 3 and parts[1] == "TYPE":
+                    self.types[parts[2]] = parts[3].strip() if len(parts) > 3 else ""
+                elif len(parts) >= 3 and parts[1] == "HELP":
+                    self.helps[parts[2]] = parts[3] if len(parts) > 3 else ""
+                continue
+            m = _METRIC_LINE.match(line)
+            if not m:
+                self.errors.append(raw)
+                continue
+            name, label_text, value_text = m.group(1), m.group(2) or "", m.group(3)
+            labels = {}
+            pos = 0
+            bad = False
+            while pos < len(label_text):
+                lm = _LABEL_PAIR.match(label_text, pos)
+                if not lm or lm.end() == pos:
+                    bad = True
+                    break
+                labels[lm.group(1)] = _unescape_label(lm.group(2))
+                pos = lm.end()
+            try:
+                value = float(value_text)
+            except ValueError:
+                bad = True
+            if bad:
+                self.errors.append(raw)
+                continue
+            self.samples.append((name, labels, value))
+
+    def family_of(self, sample_name):
+        if sample_name in self.types:
+            return sample_name
+        for suffix in ("_bucket", "_sum", "_count", "_total", "_created"):
+            if sample_name.endswith(suffix) and sample_name[:-len(suffix)] in self.types:
+                return sample_name[:-len(suffix)]
+        return None
+
+    def find(self, name, **labels):
+        """Samples named |name| whose labels include |labels|: [(labels, value)]."""
+        return [(l, v) for n, l, v in self.samples
+                if n == name and all(l.get(k) == str(want) for k, want in labels.items())]
+
+    def value(self, name, **labels):
+        """The one sample matching, or None when there is none (AssertionError when several)."""
+        found = self.find(name, **labels)
+        if not found:
+            return None
+        if len(found) > 1:
+            raise AssertionError("several %s samples match %r: %r" % (name, labels, found))
+        return found[0][1]
+
+    def total(self, name, **labels):
+        return sum(v for _, v in self.find(name, **labels))
+
+
+class KeepAliveLoad:
+    """Bounded HTTPS load: |threads| Python threads, each with its own keep-alive TLS
+    connection to 127.0.0.1:port, sending GET |path| one after another until stop(), the
+    duration or max_requests (over all threads) is reached, sleeping |pause| seconds after
+    each request (0: none). Records one
+    (t_sent, t_done, status, x_upstream, error) tuple per request (status 0 + error text when
+    no response came; the connection is then re-opened)."""
+
+    def __init__(self, port, ca, threads=4, path="/load", duration=6.0, max_requests=20000,
+                 server_hostname="localhost", timeout=5, pause=0.0):
+        self.port = port
+        self.pause = pause
+        self.ca = ca
+        self.threads = threads
+        self.path = path
+        self.duration = duration
+        self.max_per_thread = max(1, max_requests // threads)
+        self.server_hostname = server_hostname
+        self.timeout = timeout * SLOW
+        self.records = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._workers = []
+        self.t0 = None
+
+    def start(self):
+        self.t0 = time.monotonic()
+        for i in range(self.threads):
+            t = threading.Thread(target=self._run, args=(i,), daemon=True,
+                                 name="load-%d" % i)
+            t.start()
+            self._workers.append(t)
+        return self
+
+    def _run(self, index):
+        deadline = self.t0 + self.duration
+        sock = None
+        n = 0
+        try:
+            while not self._stop.is_set() and n < self.max_per_thread and time.monotonic() < deadline:
+                n += 1
+                t_sent = time.monotonic()
+                try:
+                    if sock is None:
+                        sock = tls_connect(self.port, self.server_hostname, self.ca,
+                                           timeout=self.timeout)
+                    sock.sendall(("GET %s?c=%d&n=%d HTTP/1.1\r\nHost: %s\r\n\r\n"
+                                  % (self.path, index, n, self.server_hostname)).encode())
+                    status, headers, _ = read_response(sock, timeout=self.timeout)
+                    rec = (t_sent, time.monotonic(), status, headers.get("x-upstream"), None)
+                    if "close" in headers.get("connection", "").lower():
+                        sock.close()
+                        sock = None
+                except Exception as e:  # recorded, then a fresh connection
+                    rec = (t_sent, time.monotonic(), 0, None, repr(e))
+                    if sock is not None:
+                        try:
+                            sock.close()
+                        except OSError:
+                            pass
+                        sock = None
+                with self._lock:
+                    self.records.append(rec)
+                if self.pause > 0:
+                    self._stop.wait(self.pause)
+        finally:
+            if sock is not None:
+                try:
+                    sock.close()
+                except OSError:
+                    pass
+
+    def stop(self, timeout=None):
+        """Stops the threads (each finishes its current request) and returns the records
+        sorted by send time. AssertionError if a thread is still busy after timeout."""
+        self._stop.set()
+        timeout = timeout if timeout is not None else self.timeout + 5
+        deadline = time.monotonic() + timeout
+        for t in self._workers:
+            t.join(max(0.0, deadline - time.monotonic()))
+        alive = [t.name for t in self._workers if t.is_alive()]
+        if alive:
+            raise AssertionError("load threads still running: %r" % alive)
+        with self._lock:
+            return sorted(self.records)
+
+    def wait(self, timeout=None):
+        """Lets the threads run out their duration / request budget, then stop()s them."""
+        timeout = timeout if timeout is not None else self.duration + self.timeout + 5
+        deadline = time.monotonic() + timeout
+        for t in self._workers:
+            t.join(max(0.0, deadline - time.monotonic()))
+        return self.stop(timeout=max(0.0, deadline - time.monotonic()) + 1)
+
+    def snapshot(self):
+        with self._lock:
+            return sorted(self.records)

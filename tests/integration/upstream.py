@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """A small HTTP/1.1 upstream for frontdoor's integration tests (standard library only).
 
-    upstream.py --port PORT --id ID
+    upstream.py --port PORT --id ID [--host ADDR] [--hang-all] [--reset-all] [--delay-ms N]
+                [--healthz-status N] [--healthz-hang]
 
 Prints "listening PORT" on stdout (one line, flushed) once the socket is bound and listening,
 so the harness can wait for readiness without opening a TCP connection of its own (which would
@@ -20,7 +21,24 @@ keep-alive works, and carries X-Upstream: ID):
   /bigchunked?bytes=N  the same, chunked (one chunk per 1 MiB piece)
   /upload              POST/PUT: reads the body in pieces (never whole), JSON {id, body_len, body_sha256}
   /status/NNN          answers with status NNN and a short body
+  /healthz             200 "ok" (or the status set by --healthz-status / /control); counted in
+                       /stats as health_checks (not in requests), with the last one's method,
+                       target and headers kept as last_health_check
+  /reset-after-body    reads the whole request body, then resets the connection (RST, SO_LINGER 0)
+                       without answering
+  /control?K=V&...     changes the modes below at run time (hang_all, reset_all, healthz_hang:
+                       0/1; delay_ms, healthz_status: integers); answers JSON of the modes
   anything else        200 "upstream ID PATH\\n" (PATH = request target as received)
+
+/stats also has "paths" ({path: count} of every request other than /stats and /control,
+health checks included) and "health_checks". /stats and /control are never affected by a mode.
+
+Modes (command line flags, or /control at run time):
+  --hang-all           every request (/healthz too) is read, then never answered, like /hang
+  --reset-all          every request (/healthz too) is read with its body, then reset
+  --delay-ms N         every request other than /healthz waits N ms before being handled
+  --healthz-status N   /healthz answers N
+  --healthz-hang       /healthz never answers (other paths are unaffected)
 """
 
 import argparse
@@ -32,6 +50,7 @@ import os
 import select
 import signal
 import socket
+import struct
 import sys
 import threading
 import time
@@ -43,6 +62,12 @@ PATTERN = bytes(range(256)) * (PIECE // 256)  # 1 MiB; every piece of the stream
 UPSTREAM_ID = "?"
 _lock = threading.Lock()
 _stats = {"connections": 0, "requests": 0}
+_paths = {}
+_health = {"count": 0, "last": None}
+_modes = {"hang_all": False, "reset_all": False, "delay_ms": 0, "healthz_status": 200,
+          "healthz_hang": False}
+_MODE_TYPES = {"hang_all": bool, "reset_all": bool, "delay_ms": int, "healthz_status": int,
+               "healthz_hang": bool}
 _conn_ids = itertools.count(1)
 
 
@@ -184,9 +209,35 @@ class Handler(http.server.BaseHTTPRequestHandler):
             except ValueError:
                 return default
 
+        if path == "/control":
+            self.drain()
+            self.control(query)
+            return
         if path != "/stats":
             with _lock:
-                _stats["requests"] += 1
+                _paths[path] = _paths.get(path, 0) + 1
+                if path == "/healthz":
+                    _health["count"] += 1
+                    _health["last"] = {"method": self.command, "target": self.path,
+                                       "headers": [[k, v] for k, v in self.headers.items()]}
+                else:
+                    _stats["requests"] += 1
+            with _lock:
+                modes = dict(_modes)
+            if modes["hang_all"]:
+                self.drain()
+                self.hang()
+                return
+            if modes["reset_all"]:
+                self.drain()
+                self.reset()
+                return
+            if path == "/healthz" and modes["healthz_hang"]:
+                self.drain()
+                self.hang()
+                return
+            if path != "/healthz" and modes["delay_ms"] > 0:
+                time.sleep(modes["delay_ms"] / 1000.0)
 
         if path == "/echo":
             h = hashlib.sha256()
@@ -225,8 +276,19 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.drain()
             with _lock:
                 snapshot = dict(_stats)
+                snapshot["paths"] = dict(_paths)
+                snapshot["health_checks"] = _health["count"]
+                snapshot["last_health_check"] = _health["last"]
             snapshot["id"] = UPSTREAM_ID
             self.send_json(snapshot)
+        elif path == "/healthz":
+            self.drain()
+            with _lock:
+                code = _modes["healthz_status"]
+            self.send_body(code, "ok" if 200 <= code < 300 else "status %d" % code)
+        elif path == "/reset-after-body":
+            self.drain()
+            self.reset()
         elif path == "/sleep":
             self.drain()
             time.sleep(max(0, qint("ms", 1000)) / 1000.0)
@@ -274,6 +336,32 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.drain()
             self.send_body(200, "upstream %s %s\n" % (UPSTREAM_ID, self.path))
 
+    def control(self, query):
+        with _lock:
+            for name, values in query.items():
+                kind = _MODE_TYPES.get(name)
+                if kind is None:
+                    continue
+                try:
+                    value = int(values[-1])
+                except ValueError:
+                    continue
+                _modes[name] = bool(value) if kind is bool else value
+            modes = dict(_modes)
+        self.log_message("modes now %r", modes)
+        self.send_json(modes)
+
+    def reset(self):
+        """Closes the connection with an RST (SO_LINGER 0) without answering."""
+        self.close_connection = True
+        try:
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            # rfile holds a reference to the socket; drop it so close() really closes (RST).
+            self.rfile.close()
+            self.connection.close()
+        except OSError:
+            pass
+
     def hang(self):
         """Never answers; returns when the peer closes (or after 600 s) and closes the connection."""
         self.close_connection = True
@@ -294,8 +382,15 @@ def main():
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--id", default="u")
+    ap.add_argument("--hang-all", action="store_true")
+    ap.add_argument("--reset-all", action="store_true")
+    ap.add_argument("--delay-ms", type=int, default=0)
+    ap.add_argument("--healthz-status", type=int, default=200)
+    ap.add_argument("--healthz-hang", action="store_true")
     args = ap.parse_args()
     UPSTREAM_ID = args.id
+    _modes.update(hang_all=args.hang_all, reset_all=args.reset_all, delay_ms=args.delay_ms,
+                  healthz_status=args.healthz_status, healthz_hang=args.healthz_hang)
 
     server = Server((args.host, args.port), Handler)
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))

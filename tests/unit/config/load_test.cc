@@ -557,7 +557,9 @@ upstreams:
 }
 
 TEST(LoadString, HealthCheckIsOffUnlessPresent) {
-  const HealthCheck& hc = load_ok(MINIMAL).upstreams.at(0).health_check;
+  Config cfg = load_ok(MINIMAL);
+  EXPECT_FALSE(cfg.upstreams.at(0).health_check_enabled);
+  const HealthCheck& hc = cfg.upstreams.at(0).health_check;
   EXPECT_EQ(hc.path, "/");
   EXPECT_EQ(hc.interval, 5s);
   EXPECT_EQ(hc.timeout, 2s);
