@@ -27,6 +27,9 @@ scripts/install-deps.sh
 export FRONTDOOR_DEPS_CHECKED=1
 # The integration tests serve the development certificate (certs-dev/out/).
 certs-dev/make-dev-certs.sh
+# test_admin validates /metrics with promtool when one can be had.
+FRONTDOOR_PROMTOOL=$(scripts/fetch-promtool.sh || true)
+export FRONTDOOR_PROMTOOL
 
 # run_suite normal|sanitize: builds that variant and runs its tests.
 # Returns 1 if the build failed, 2 if tests failed.

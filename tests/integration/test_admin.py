@@ -15,7 +15,7 @@ from harness import SLOW, curl_many
 HEALTH_CHECK = {"path": "/healthz", "interval": "500ms", "timeout": "300ms",
                 "healthy_after": 2, "unhealthy_after": 2}
 RFC3339 = re.compile(r"^\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:?\d\d)$")
-PROMTOOL = "/usr/bin/promtool"
+PROMTOOL = os.environ.get("FRONTDOOR_PROMTOOL") or "/usr/bin/promtool"
 FAMILIES = {
     "frontdoor_requests_total": "counter",
     "frontdoor_upstream_up": "gauge",
