@@ -142,31 +142,9 @@ class HealthChecker::Session {
   void record(bool pass, const std::string& detail) {
     loop_.defer_delete(std::move(probe_));
     UpstreamServer& s = *server_;
-    s.last_check_time = log::timestamp_now();
-    s.last_check_result = pass ? "pass" : "fail: " + detail;
-    const config::HealthCheck& check = settings_.health_check;
-    Health before = s.health.load(std::memory_order_relaxed);
-    Health after = before;
-    if (pass) {
-      ++s.consecutive_passes;
-      s.consecutive_failures = 0;
-      if (before == Health::unknown ||
-          (before == Health::down && s.consecutive_passes >= check.healthy_after)) {
-        after = Health::up;
-      }
-    } else {
-      ++s.consecutive_failures;
-      s.consecutive_passes = 0;
-      if (before == Health::unknown ||
-          (before == Health::up && s.consecutive_failures >= check.unhealthy_after)) {
-        after = Health::down;
-      }
-    }
+    Health before = s.record_check(pass, detail, settings_.health_check, log::timestamp_now());
+    Health after = s.health.load(std::memory_order_relaxed);
     if (after != before) {
-      if (after == Health::up) {
-        s.clear_failures();
-      }
-      s.health.store(after, std::memory_order_relaxed);
       auto fields = nlohmann::json{{"upstream", settings_.name},
                                    {"server", s.address},
                                    {"health", to_string(after)},
@@ -177,7 +155,7 @@ class HealthChecker::Session {
         log::info("upstream server up", std::move(fields));
       }
     }
-    next_.arm(check.interval);
+    next_.arm(settings_.health_check.interval);
   }
 
   EventLoop& loop_;

@@ -47,4 +47,32 @@ void UpstreamServer::clear_failures() {
   passive_down_until_ms.store(0, std::memory_order_relaxed);
 }
 
+Health UpstreamServer::record_check(bool pass, const std::string& detail,
+                                    const config::HealthCheck& check, const std::string& when) {
+  last_check_time = when;
+  last_check_result = pass ? "pass" : "fail: " + detail;
+  Health before = health.load(std::memory_order_relaxed);
+  Health after = before;
+  if (pass) {
+    ++consecutive_passes;
+    consecutive_failures = 0;
+    if (before == Health::unknown ||
+        (before == Health::down && consecutive_passes >= check.healthy_after)) {
+      after = Health::up;
+    }
+  } else {
+    ++consecutive_failures;
+    consecutive_passes = 0;
+    if (before == Health::unknown ||
+        (before == Health::up && consecutive_failures >= check.unhealthy_after)) {
+      after = Health::down;
+    }
+  }
+  if (after == Health::up && before != Health::up) {
+    clear_failures();
+  }
+  health.store(after, std::memory_order_relaxed);
+  return before;
+}
+
 }  // namespace fd::proxy

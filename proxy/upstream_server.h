@@ -72,6 +72,13 @@ struct UpstreamServer {
   // Forgets passive failures (an active check has seen the server come back).
   void clear_failures();
 
+  // Applies one active check result (main thread): counters, and the rule that the first
+  // result decides at once, then |check.unhealthy_after| consecutive failures take the server
+  // down and |check.healthy_after| consecutive passes bring it back (clearing passive
+  // failures). Returns the health it had before.
+  Health record_check(bool pass, const std::string& detail, const config::HealthCheck& check,
+                      const std::string& when);
+
  private:
   std::mutex failures_mutex_;
   std::deque<int64_t> recent_failures_ms_;
