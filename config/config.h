@@ -36,9 +36,28 @@ struct Certificate {
   Mark mark;
 };
 
+// Managed certificates (ACME, RFC 8555): one certificate per domain name.
+struct Acme {
+  std::string directory;  // the CA's directory URL
+  std::string email;      // account contact, optional
+  std::vector<std::string> domains;
+  std::string challenge = "http-01";  // http-01 | tls-alpn-01
+  std::string storage = "/var/lib/frontdoor";
+  std::string ca_bundle;  // extra roots to trust for the ACME server itself, optional
+  // renew: auto = ARI window if offered, else 1/3 of the lifetime left (1/2 for <= 10 days);
+  // or a fixed duration before expiry.
+  bool renew_auto = true;
+  Duration renew_before{0};
+  std::string eab_kid;       // External Account Binding, both or neither
+  std::string eab_hmac_key;  // base64url
+  Mark mark;
+};
+
 struct Tls {
   std::string min_version = "1.2";  // "1.2" | "1.3"
   std::vector<Certificate> certificates;
+  bool acme_enabled = false;  // the tls.acme section is present
+  Acme acme;
 };
 
 struct ServerSpec {
