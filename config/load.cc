@@ -59,6 +59,88 @@ std::string describe(const YAML::Node& node) {
   }
 }
 
+bool is_ascii_alnum(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
+bool is_space_or_control(char c) {
+  return static_cast<unsigned char>(c) <= 0x20 || c == 0x7f;
+}
+
+std::string ascii_lower(std::string text) {
+  std::transform(text.begin(), text.end(), text.begin(), [](char c) {
+    return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+  });
+  return text;
+}
+
+// The ACME directory is fetched with libcurl: https, or plain http only for a test CA on this
+// machine (Pebble). Userinfo is skipped so "http://localhost@ca.example" is not taken as local.
+std::optional<std::string> directory_problem(std::string_view url) {
+  if (std::any_of(url.begin(), url.end(), is_space_or_control)) {
+    return "directory must not contain spaces or control characters, got " + quoted(url);
+  }
+  constexpr std::string_view HTTPS = "https://";
+  constexpr std::string_view HTTP = "http://";
+  bool https = url.starts_with(HTTPS);
+  if (!https && !url.starts_with(HTTP)) {
+    return "directory must be an https:// URL, got " + quoted(url);
+  }
+  std::string_view authority = url.substr(https ? HTTPS.size() : HTTP.size());
+  authority = authority.substr(0, authority.find_first_of("/?#"));
+  size_t at = authority.rfind('@');
+  std::string_view host = at == std::string_view::npos ? authority : authority.substr(at + 1);
+  host = host.substr(0, host.starts_with("[") ? host.find(']') + 1 : host.find(':'));
+  if (host.empty()) {
+    return "directory has no host, got " + quoted(url);
+  }
+  std::string name = ascii_lower(std::string(host));
+  if (!https && name != "127.0.0.1" && name != "localhost" && name != "[::1]") {
+    return "directory must be an https:// URL (http:// is allowed only for 127.0.0.1, localhost "
+           "and [::1]), got " +
+           quoted(url);
+  }
+  return std::nullopt;
+}
+
+// A name the CA can validate with http-01 or tls-alpn-01: letters, digits and "-" in dot-separated
+// labels (LDH, RFC 1123), as written so the message shows what the user typed.
+std::optional<std::string> domain_problem(std::string_view name) {
+  if (name.starts_with("*")) {
+    return "wildcard domain " + quoted(name) +
+           " is not supported: http-01 and tls-alpn-01 cannot validate wildcards";
+  }
+  std::string invalid = "invalid domain name " + quoted(name) + ": ";
+  if (name.empty()) {
+    return invalid + "empty";
+  }
+  if (name.size() > 253) {
+    return invalid + "longer than 253 characters";
+  }
+  auto allowed = [](char c) { return is_ascii_alnum(c) || c == '-' || c == '.'; };
+  if (!std::all_of(name.begin(), name.end(), allowed)) {
+    return invalid + "only letters, digits, \"-\" and \".\" are allowed";
+  }
+  std::string_view label;
+  for (size_t start = 0; start <= name.size(); start += label.size() + 1) {
+    label = name.substr(start, name.find('.', start) - start);
+    if (label.empty()) {
+      return invalid + "empty label";
+    }
+    if (label.size() > 63) {
+      return invalid + "label " + quoted(label) + " is longer than 63 characters";
+    }
+    if (label.front() == '-' || label.back() == '-') {
+      return invalid + "label " + quoted(label) + " starts or ends with \"-\"";
+    }
+  }
+  auto is_digit = [](char c) { return c >= '0' && c <= '9'; };
+  if (std::all_of(label.begin(), label.end(), is_digit)) {
+    return invalid + "the last label is all digits (IP addresses are not supported)";
+  }
+  return std::nullopt;
+}
+
 bool is_name_char(char c, bool first) {
   bool alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
   return alpha || (!first && c >= '0' && c <= '9');
@@ -175,6 +257,7 @@ class Loader {
   // Scalars. Each reports its own error and leaves |*out| unchanged on failure.
   std::optional<std::string> scalar(const Entry& entry, std::string_view expected);
   void read_string(const Entry& entry, std::string* out);
+  void read_non_empty_string(const Entry& entry, std::string* out);
   void read_bool(const Entry& entry, bool* out);
   void read_duration(const Entry& entry, Duration* out, bool positive = false);
   void read_choice(const Entry& entry, const std::vector<std::string_view>& choices,
@@ -188,6 +271,13 @@ class Loader {
   void read_listener(const Entry& entry, Listener* out);
   void read_tls(const Entry& entry, Tls* out);
   void read_certificate(const Entry& entry, Certificate* out);
+  void read_acme(const Entry& entry, Tls* out);
+  void read_acme_directory(const Entry& entry, std::string* out);
+  void read_acme_email(const Entry& entry, std::string* out);
+  void read_acme_domain(const Entry& entry, std::set<std::string>* seen,
+                        std::vector<std::string>* out);
+  void read_acme_renew(const Entry& entry, Acme* out);
+  void read_eab_hmac_key(const Entry& entry, std::string* out);
   void read_upstreams(const Entry& entry, std::vector<Upstream>* out);
   void read_upstream(const Entry& entry, Upstream* out);
   void read_server(const Entry& entry, ServerSpec* out);
@@ -288,6 +378,19 @@ void Loader::read_string(const Entry& entry, std::string* out) {
   if (auto text = scalar(entry, "a string")) {
     *out = std::move(*text);
   }
+}
+
+// For values where "" can only be a mistake, such as a path or an identifier.
+void Loader::read_non_empty_string(const Entry& entry, std::string* out) {
+  auto text = scalar(entry, "a string");
+  if (!text) {
+    return;
+  }
+  if (text->empty()) {
+    error(entry.mark, entry.label + " must not be empty");
+    return;
+  }
+  *out = std::move(*text);
 }
 
 // Only the YAML 1.2 spellings: "yes", "on" and friends are more often typos than intent.
@@ -416,7 +519,145 @@ void Loader::read_tls(const Entry& entry, Tls* out) {
                          read_choice(e, {"1.2", "1.3"}, &out->min_version);
                        }},
                       {"certificates", read_certificates},
+                      {"acme", [&](const Entry& e) { read_acme(e, out); }},
                   });
+}
+
+void Loader::read_acme_directory(const Entry& entry, std::string* out) {
+  auto url = scalar(entry, "a URL");
+  if (!url) {
+    return;
+  }
+  if (auto problem = directory_problem(*url)) {
+    error(entry.mark, std::move(*problem));
+    return;
+  }
+  *out = std::move(*url);
+}
+
+// The account contact; sent to the CA as "mailto:" + email.
+void Loader::read_acme_email(const Entry& entry, std::string* out) {
+  auto email = scalar(entry, "a string");
+  if (!email) {
+    return;
+  }
+  size_t at = email->find('@');
+  if (std::any_of(email->begin(), email->end(), is_space_or_control)) {
+    error(entry.mark, "email must not contain spaces or control characters, got " + quoted(*email));
+  } else if (at == std::string::npos || at != email->rfind('@') || at == 0 ||
+             at + 1 == email->size()) {
+    error(entry.mark, "email must be one address like ops@example.com, got " + quoted(*email));
+  } else {
+    *out = std::move(*email);
+  }
+}
+
+// DNS names are case-insensitive: stored in lower case, so "Example.com" and "example.com" are
+// one certificate (and a duplicate).
+void Loader::read_acme_domain(const Entry& entry, std::set<std::string>* seen,
+                              std::vector<std::string>* out) {
+  auto name = scalar(entry, "a domain name");
+  if (!name) {
+    return;
+  }
+  if (auto problem = domain_problem(*name)) {
+    error(entry.mark, std::move(*problem));
+    return;
+  }
+  std::string lower = ascii_lower(*name);
+  if (!seen->insert(lower).second) {
+    error(entry.mark, "duplicate domain " + quoted(*name));
+    return;
+  }
+  out->push_back(std::move(lower));
+}
+
+void Loader::read_acme_renew(const Entry& entry, Acme* out) {
+  std::string expected = "\"auto\" or a duration like 30d";
+  auto text = scalar(entry, expected);
+  if (!text) {
+    return;
+  }
+  if (*text == "auto") {
+    out->renew_auto = true;
+    out->renew_before = Duration{0};
+    return;
+  }
+  auto duration = parse_duration(*text);
+  if (!duration) {
+    error(entry.mark,
+          "expected " + expected + " for " + entry.label + ": " + duration.error().message);
+  } else if (duration->count() == 0) {
+    error(entry.mark, entry.label + " must be greater than 0");
+  } else {
+    out->renew_auto = false;
+    out->renew_before = *duration;
+  }
+}
+
+// The key is a secret: messages never repeat it.
+void Loader::read_eab_hmac_key(const Entry& entry, std::string* out) {
+  auto key = scalar(entry, "a string");
+  if (!key) {
+    return;
+  }
+  auto is_base64url = [](char c) { return is_ascii_alnum(c) || c == '-' || c == '_'; };
+  if (key->empty()) {
+    error(entry.mark, entry.label + " must not be empty");
+  } else if (!std::all_of(key->begin(), key->end(), is_base64url)) {
+    error(entry.mark, entry.label +
+                          " must be base64url: letters, digits, \"-\" and \"_\", without \"=\" "
+                          "padding");
+  } else if (key->size() % 4 == 1) {
+    error(entry.mark, entry.label + " is not valid base64url: truncated or one character too long");
+  } else {
+    *out = std::move(*key);
+  }
+}
+
+// Present, even empty, turns managed certificates on; directory and domains are then required.
+// External Account Binding takes both its keys or neither.
+void Loader::read_acme(const Entry& entry, Tls* out) {
+  out->acme_enabled = true;
+  Acme& acme = out->acme;
+  acme.mark = entry.mark;
+  std::set<std::string> seen;
+  std::optional<Mark> kid_mark;
+  std::optional<Mark> hmac_mark;
+  auto read_domains = [&](const Entry& e) {
+    read_sequence(e, [&](const Entry& item) { read_acme_domain(item, &seen, &acme.domains); });
+  };
+  read_map(
+      entry,
+      {
+          {"directory", [&](const Entry& e) { read_acme_directory(e, &acme.directory); }, true},
+          {"email", [&](const Entry& e) { read_acme_email(e, &acme.email); }},
+          {"domains", read_domains, true},
+          {"challenge",
+           [&](const Entry& e) {
+             read_choice(e, {"http-01", "tls-alpn-01"}, &acme.challenge);
+           }},
+          {"storage", [&](const Entry& e) { read_non_empty_string(e, &acme.storage); }},
+          {"ca_bundle", [&](const Entry& e) { read_non_empty_string(e, &acme.ca_bundle); }},
+          {"renew", [&](const Entry& e) { read_acme_renew(e, &acme); }},
+          {"eab_kid",
+           [&](const Entry& e) {
+             kid_mark = e.mark;
+             read_non_empty_string(e, &acme.eab_kid);
+           }},
+          {"eab_hmac_key",
+           [&](const Entry& e) {
+             hmac_mark = e.mark;
+             read_eab_hmac_key(e, &acme.eab_hmac_key);
+           }},
+      });
+  if (kid_mark && !hmac_mark) {
+    error(*kid_mark, "eab_kid is set but eab_hmac_key is not; External Account Binding needs both");
+  }
+  if (hmac_mark && !kid_mark) {
+    error(*hmac_mark,
+          "eab_hmac_key is set but eab_kid is not; External Account Binding needs both");
+  }
 }
 
 void Loader::read_server(const Entry& entry, ServerSpec* out) {

@@ -46,14 +46,18 @@ void check_listeners(const Config& cfg, const Reporter& report) {
     report({}, "at least one listener is required");
   }
   std::set<std::pair<std::string, uint16_t>> endpoints;
+  // A TLS listener can serve static certificates, managed (ACME) ones, or both.
+  bool acme_domains = cfg.tls.acme_enabled && !cfg.tls.acme.domains.empty();
   for (const Listener& listener : cfg.listeners) {
     // Compared as parsed so "*:80" and ":80" count as the same address.
     if (!endpoints.emplace(listener.endpoint.host, listener.endpoint.port).second) {
       report(listener.mark, "duplicate listen address " + quoted(listener.address));
     }
-    if (listener.tls && cfg.tls.certificates.empty()) {
+    if (listener.tls && cfg.tls.certificates.empty() && !acme_domains) {
       report(listener.mark,
-             "listener " + listener.address + " has tls: true but tls.certificates is empty");
+             "listener " + listener.address + " has tls: true but " +
+                 (cfg.tls.acme_enabled ? "tls.certificates and tls.acme.domains are empty"
+                                       : "tls.certificates is empty"));
     }
   }
 }
@@ -250,6 +254,64 @@ void check_certificates(const Config& cfg, const Reporter& report) {
   }
 }
 
+// Reads and parses the extra roots libcurl trusts for the ACME server: PEM certificates, in any
+// number, with text between them as in the usual bundles. Blocks of other types are skipped.
+Result<void> load_ca_bundle(const std::string& path) {
+  auto pem = read_file(path);
+  if (!pem) {
+    return make_error(Errc::io, "cannot read ca_bundle file " + path + ": " + pem.error().message);
+  }
+  ERR_clear_error();
+  fd::ossl::BioPtr bio = memory_bio(*pem);
+  bool asked = false;
+  int count = 0;
+  // _AUX also reads "TRUSTED CERTIFICATE" blocks, which OpenSSL accepts as roots.
+  while (fd::ossl::X509Ptr(PEM_read_bio_X509_AUX(bio.get(), nullptr, refuse_passphrase, &asked))) {
+    ++count;
+  }
+  if (!at_end_of_pem()) {
+    std::string why = fd::ossl::errors();
+    ERR_clear_error();
+    return make_error(Errc::tls, "cannot parse ca_bundle file " + path + ": " + why);
+  }
+  ERR_clear_error();
+  if (count == 0) {
+    return make_error(Errc::tls,
+                      "cannot parse ca_bundle file " + path + ": no PEM certificate found");
+  }
+  return {};
+}
+
+// The CA must reach the challenge: http-01 on port 80 through a plain listener (a port mapping
+// may stand in between, so any port counts), tls-alpn-01 on 443 through a TLS listener. Problems
+// are reported at the tls.acme section: Acme has no mark per key.
+void check_acme(const Config& cfg, const Reporter& report) {
+  if (!cfg.tls.acme_enabled) {
+    return;
+  }
+  const Acme& acme = cfg.tls.acme;
+  // Without any listener, "at least one listener is required" says it all.
+  if (!cfg.listeners.empty()) {
+    auto is_tls = [](const Listener& listener) { return listener.tls; };
+    bool has_tls = std::any_of(cfg.listeners.begin(), cfg.listeners.end(), is_tls);
+    bool has_plain = !std::all_of(cfg.listeners.begin(), cfg.listeners.end(), is_tls);
+    if (acme.challenge == "http-01" && !has_plain) {
+      report(acme.mark,
+             "challenge http-01 needs a plain listener (e.g. 0.0.0.0:80) for the CA to reach");
+    }
+    if (acme.challenge == "tls-alpn-01" && !has_tls) {
+      report(acme.mark,
+             "challenge tls-alpn-01 needs a TLS listener (e.g. 0.0.0.0:443 with tls: "
+             "true) for the CA to reach");
+    }
+  }
+  if (!acme.ca_bundle.empty()) {
+    if (auto bundle = load_ca_bundle(acme.ca_bundle); !bundle) {
+      report(acme.mark, bundle.error().message);
+    }
+  }
+}
+
 }  // namespace
 
 void validate(const Config& cfg, std::vector<Diagnostic>* out) {
@@ -259,6 +321,7 @@ void validate(const Config& cfg, std::vector<Diagnostic>* out) {
   check_routes(cfg, report);
   check_admin(cfg, report);
   check_certificates(cfg, report);
+  check_acme(cfg, report);
 }
 
 }  // namespace fd::config

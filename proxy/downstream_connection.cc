@@ -24,6 +24,7 @@ DownstreamConnection::DownstreamConnection(Worker& worker,
                                            size_t listener_index, ClientInfo client)
     : worker_(worker),
       snapshot_(std::move(snapshot)),
+      tls_(worker.tls()),
       listener_(snapshot_->config().listeners[listener_index]),
       client_(std::move(client)),
       parser_(Http1Parser::Kind::request, this, snapshot_->config().limits.max_header_bytes),
@@ -33,7 +34,7 @@ DownstreamConnection::~DownstreamConnection() = default;
 
 bool DownstreamConnection::start(int fd) {
   if (listener_.tls) {
-    transport_ = Transport::accept_tls(worker_.loop(), fd, snapshot_->tls()->new_ssl(), this);
+    transport_ = Transport::accept_tls(worker_.loop(), fd, tls_->new_ssl(), this);
   } else {
     transport_ = Transport::accept_tcp(worker_.loop(), fd, this);
   }
@@ -127,6 +128,9 @@ bool DownstreamConnection::on_head() {
   phase_ = Phase::exchange;
   RequestHead& req = parser_.request();
   keep_alive_ = req.keep_alive && !worker_.draining();
+  if (!listener_.tls && answer_acme_challenge(request_path(req.target))) {
+    return false;
+  }
   if (listener_.redirect_https) {
     std::string host = request_host(req);
     if (host.empty()) {
@@ -143,6 +147,21 @@ bool DownstreamConnection::on_head() {
   exchange_ = std::make_unique<Exchange>(*this, worker_, snapshot_, std::move(req));
   exchange_->start();
   return false;
+}
+
+bool DownstreamConnection::answer_acme_challenge(std::string_view path) {
+  constexpr std::string_view PREFIX = "/.well-known/acme-challenge/";
+  if (path.substr(0, PREFIX.size()) != PREFIX || worker_.challenges() == nullptr) {
+    return false;
+  }
+  auto key_authorization = worker_.challenges()->http01(path.substr(PREFIX.size()));
+  if (!key_authorization) {
+    respond_direct(404, "no such challenge\n", "", parser_.request().has_body());
+    return true;
+  }
+  log::info("acme http-01 challenge answered", {{"client", client_.ip}});
+  respond_direct(200, *key_authorization, "", parser_.request().has_body());
+  return true;
 }
 
 void DownstreamConnection::on_body(const char* data, size_t len) {

@@ -10,6 +10,7 @@
 #include "proxy/header_rewrite.h"
 #include "proxy/http1_parser.h"
 #include "proxy/snapshot.h"
+#include "proxy/tls_context.h"
 #include "proxy/transport.h"
 
 namespace fd::proxy {
@@ -75,6 +76,8 @@ class DownstreamConnection : public Deferrable,
   void process_input();
   // After an exchange: keep-alive to the next request, or close.
   void after_exchange();
+  // Answers an ACME http-01 request on a plain listener; false if |path| is not one.
+  bool answer_acme_challenge(std::string_view path);
   // Answers without an exchange (parse errors, redirects, timeouts), then closes or continues.
   void respond_direct(int status, const std::string& body, const std::string& extra_headers,
                       bool close_after);
@@ -84,6 +87,7 @@ class DownstreamConnection : public Deferrable,
 
   Worker& worker_;
   std::shared_ptr<const RuntimeSnapshot> snapshot_;
+  std::shared_ptr<const TlsContextSet> tls_;  // certificates of this connection's handshake
   const config::Listener& listener_;
   ClientInfo client_;
   std::unique_ptr<Transport> transport_;

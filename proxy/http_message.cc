@@ -28,6 +28,8 @@ std::string_view trim(std::string_view s) {
 
 const char* reason_phrase(int status) {
   switch (status) {
+    case 200:
+      return "OK";
     case 308:
       return "Permanent Redirect";
     case 400:

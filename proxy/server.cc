@@ -6,7 +6,9 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <cstring>
+#include <ctime>
 #include <thread>
 
 #include "common/log.h"
@@ -16,6 +18,32 @@ namespace fd::proxy {
 namespace {
 
 constexpr std::chrono::milliseconds POLL_INTERVAL{50};
+
+// Adds the ACME side's view to the certificate list: renewal time and last error for the
+// managed names, and the names still waiting for their first certificate.
+void merge_acme_status(const std::vector<acme::NameStatus>& names,
+                       std::vector<CertificateView>* certificates) {
+  for (const auto& n : names) {
+    CertificateView* view = nullptr;
+    for (auto& c : *certificates) {
+      bool match = c.source == "acme" && std::find(c.names.begin(), c.names.end(), n.name) !=
+                                             c.names.end();
+      view = match ? &c : view;
+    }
+    if (view == nullptr) {
+      certificates->push_back(CertificateView{{n.name}, "", "", "acme", "", ""});
+      view = &certificates->back();
+    }
+    if (n.next_renewal > 0) {
+      std::tm tm{};
+      gmtime_r(&n.next_renewal, &tm);
+      char buf[32];
+      std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+      view->next_renewal = buf;
+    }
+    view->last_error = n.last_error;
+  }
+}
 
 }  // namespace
 
@@ -86,6 +114,18 @@ int Server::run() {
       return 2;
     }
   }
+  if (config_->tls.acme_enabled) {
+    // Stored certificates are published before the first handshake; orders run on its thread.
+    acme_ = std::make_unique<acme::Manager>(config_->tls.acme, cert_store_, challenges_);
+    cert_store_.set_listener([this] { loop_.post([this] { install_managed_certificates(); }); });
+    acme_->start();
+  }
+  auto tls = build_tls();
+  if (!tls) {
+    log::error("startup failed", {{"reason", tls.error().message}});
+    return 2;
+  }
+  tls_ = *tls;
   // Resolves every upstream once before the workers start, so they begin with real lists.
   registry_.start();
   std::vector<ServerListPtr> initial;
@@ -103,7 +143,8 @@ int Server::run() {
   pthread_sigmask(SIG_BLOCK, &handled, &previous);
   for (unsigned w = 0; w < workers; ++w) {
     workers_.push_back(
-        std::make_unique<Worker>(w, snapshot_, std::move(sockets[w]), initial, stats_));
+        std::make_unique<Worker>(w, snapshot_, std::move(sockets[w]), initial, tls_,
+                                 config_->tls.acme_enabled ? &challenges_ : nullptr, stats_));
     workers_.back()->start();
   }
   for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGUSR1}) {
@@ -126,8 +167,37 @@ int Server::run() {
     w->join();
     cut += w->cut_connections();
   }
+  if (acme_) {
+    acme_->stop();
+  }
   log::info("stopped", {{"forced", forced_}, {"connections_cut", cut}});
   return 0;
+}
+
+Result<std::shared_ptr<const TlsContextSet>> Server::build_tls() {
+  bool any_tls = false;
+  for (const auto& l : config_->listeners) {
+    any_tls = any_tls || l.tls;
+  }
+  if (!any_tls) {
+    return std::shared_ptr<const TlsContextSet>();
+  }
+  auto managed = cert_store_.snapshot();
+  return TlsContextSet::build(config_->tls, managed.get(), &challenges_);
+}
+
+void Server::install_managed_certificates() {
+  auto tls = build_tls();
+  if (!tls) {
+    log::error("cannot install certificates; the previous ones stay in service",
+               {{"reason", tls.error().message}});
+    return;
+  }
+  tls_ = *tls;
+  for (auto& w : workers_) {
+    w->request_tls(tls_);
+  }
+  log::info("certificates installed", {{"managed", cert_store_.version()}});
 }
 
 void Server::publish_servers(size_t group, const ServerListPtr& servers) {
@@ -172,8 +242,11 @@ AdminView Server::admin_view() const {
   }
   v.unrouted_by_code = stats_.unrouted.snapshot();
   v.request_duration = stats_.request_duration.view();
-  if (snapshot_->tls() != nullptr) {
-    v.certificates = snapshot_->tls()->describe();
+  if (tls_) {
+    v.certificates = tls_->describe();
+  }
+  if (acme_) {
+    merge_acme_status(acme_->status(), &v.certificates);
   }
   return v;
 }

@@ -4,6 +4,9 @@
 #include <memory>
 #include <vector>
 
+#include "acme/cert_store.h"
+#include "acme/challenge_store.h"
+#include "acme/manager.h"
 #include "config/config.h"
 #include "proxy/admin_server.h"
 #include "proxy/admin_view.h"
@@ -32,6 +35,10 @@ class Server {
   bool open_sockets(unsigned workers, std::vector<std::vector<ListenSocket>>* out);
   // Sends a group's new server list to the workers and the health checker.
   void publish_servers(size_t group, const ServerListPtr& servers);
+  // Builds the certificates in force (static files and the ACME store's current set).
+  Result<std::shared_ptr<const TlsContextSet>> build_tls();
+  // A managed certificate changed: new handshakes on every worker use the new set.
+  void install_managed_certificates();
   AdminView admin_view() const;
   void begin_shutdown(const char* signal_name);
   void check_workers();
@@ -42,7 +49,11 @@ class Server {
   EventLoop loop_;
   ProxyStats stats_;
   std::string started_at_;
+  acme::CertStore cert_store_;
+  acme::ChallengeStore challenges_;
+  std::shared_ptr<const TlsContextSet> tls_;
   std::vector<std::unique_ptr<Worker>> workers_;
+  std::unique_ptr<acme::Manager> acme_;
   HealthChecker checker_;
   UpstreamRegistry registry_;
   AdminServer admin_;

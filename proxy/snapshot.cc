@@ -20,19 +20,11 @@ Result<std::shared_ptr<const RuntimeSnapshot>> RuntimeSnapshot::build(
                                                         : Balance::round_robin;
     snap->groups_.push_back(std::move(group));
   }
-  bool any_tls = false;
   for (const auto& l : config->listeners) {
-    if (l.tls && !any_tls) {
-      any_tls = true;
+    if (l.tls) {
       snap->https_port_ = l.endpoint.port;
+      break;
     }
-  }
-  if (any_tls) {
-    auto tls = TlsContextSet::build(config->tls);
-    if (!tls) {
-      return tls.error();
-    }
-    snap->tls_ = std::move(*tls);
   }
   return std::shared_ptr<const RuntimeSnapshot>(std::move(snap));
 }

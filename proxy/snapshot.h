@@ -10,7 +10,6 @@
 #include "proxy/balancer.h"
 #include "proxy/router.h"
 #include "proxy/stats.h"
-#include "proxy/tls_context.h"
 
 namespace fd::proxy {
 
@@ -28,15 +27,15 @@ struct UpstreamGroup {
 
 // Everything a request needs from the configuration, built and validated on the main thread and
 // then shared read-only (shared_ptr<const RuntimeSnapshot>) by every worker. A connection keeps
-// the snapshot it was accepted under until it closes.
+// the snapshot it was accepted under until it closes. Certificates are not here: they change
+// without a new configuration (ACME), so workers hold the TlsContextSet separately.
 class RuntimeSnapshot {
  public:
-  // Loads certificates and builds the router. Main thread.
+  // Builds the router and the upstream groups. Main thread.
   static Result<std::shared_ptr<const RuntimeSnapshot>> build(
       std::shared_ptr<const config::Config> config);
 
   const config::Config& config() const { return *config_; }
-  const TlsContextSet* tls() const { return tls_.get(); }
   const Router& router() const { return router_; }
   // Counters and the round-robin position are atomics, mutable through a const snapshot.
   UpstreamGroup& group(size_t i) const { return *groups_[i]; }
@@ -48,7 +47,6 @@ class RuntimeSnapshot {
   RuntimeSnapshot(std::shared_ptr<const config::Config> config, Router router);
 
   std::shared_ptr<const config::Config> config_;
-  std::shared_ptr<const TlsContextSet> tls_;
   Router router_;
   std::vector<std::unique_ptr<UpstreamGroup>> groups_;
   uint16_t https_port_ = 443;

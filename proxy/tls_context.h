@@ -1,11 +1,14 @@
 #pragma once
 
 #include <memory>
+#include <set>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
 
+#include "acme/cert_store.h"
+#include "acme/challenge_store.h"
 #include "common/result.h"
 #include "config/config.h"
 #include "proxy/admin_view.h"
@@ -15,14 +18,18 @@ struct ssl_ctx_st;
 
 namespace fd::proxy {
 
-// The server certificates of one configuration: one SSL_CTX per certificate, all made by the
-// same factory so callbacks and settings are identical, and an SNI table over their names.
-// Immutable once built and shared by every connection accepted under it (shared_ptr), so the
-// contexts and the table live as long as any handshake that can use them.
+// The server certificates in force: one SSL_CTX per certificate (static files first, then the
+// ACME-managed ones), all made by the same factory so callbacks and settings are identical,
+// and an SNI table over their names. Immutable once built; the main thread builds a new one
+// when a managed certificate changes and posts it to the workers. Each connection holds the
+// set it was accepted under (shared_ptr), so contexts and table outlive its handshake.
 class TlsContextSet {
  public:
-  // Loads every certificate in |tls| (the first is the default). Main thread.
-  static Result<std::shared_ptr<const TlsContextSet>> build(const config::Tls& tls);
+  // |managed| (may be null) holds the ACME certificates so far; |challenges| (may be null)
+  // answers tls-alpn-01. Main thread. Fails only on unusable static files.
+  static Result<std::shared_ptr<const TlsContextSet>> build(
+      const config::Tls& tls, const acme::CertificateMap* managed,
+      const acme::ChallengeStore* challenges);
   ~TlsContextSet();
   TlsContextSet(const TlsContextSet&) = delete;
   TlsContextSet& operator=(const TlsContextSet&) = delete;
@@ -31,9 +38,10 @@ class TlsContextSet {
   // whose names match. The caller owns the result (Transport::accept_tls takes it).
   ssl_st* new_ssl() const;
 
-  // Index of the certificate chosen for |server_name| (exact name, then wildcard, then the
-  // default 0). Any thread.
-  size_t select(std::string_view server_name) const;
+  // Index of the certificate for |server_name|: exact name (managed before static), then
+  // wildcard, then the default 0; -1 for a managed name that has no certificate yet, or when
+  // there is no certificate at all. Any thread.
+  int select(std::string_view server_name) const;
 
   // Names, issuer and expiry of each certificate, for /status. Any thread.
   std::vector<CertificateView> describe() const;
@@ -46,14 +54,26 @@ class TlsContextSet {
   };
 
   TlsContextSet() = default;
+  static int on_client_hello(ssl_st* ssl, int* alert, void* arg);
   static int on_servername(ssl_st* ssl, int* alert, void* arg);
   static int on_alpn(ssl_st* ssl, const unsigned char** out, unsigned char* outlen,
                      const unsigned char* in, unsigned int inlen, void* arg);
-  Result<ssl_ctx_st*> make_context(const config::Tls& tls, const config::Certificate& cert);
+  static int on_alpn_challenge(ssl_st* ssl, const unsigned char** out, unsigned char* outlen,
+                               const unsigned char* in, unsigned int inlen, void* arg);
+  // An SSL_CTX with the project's TLS settings and callbacks, without a certificate.
+  Result<ssl_ctx_st*> new_context() const;
+  void add_entry(ssl_ctx_st* ctx, const std::string& source);
+  // Answers an acme-tls/1 handshake for |name| with its challenge certificate.
+  bool use_challenge(ssl_st* ssl, const std::string& name) const;
+  bool owns(const ssl_ctx_st* ctx) const;
 
+  int min_version_ = 0;
+  const acme::ChallengeStore* challenges_ = nullptr;
+  ssl_ctx_st* bare_ = nullptr;  // used as the initial context when no certificate exists yet
   std::vector<Entry> entries_;
   std::unordered_map<std::string, size_t> exact_;
   std::unordered_map<std::string, size_t> wildcard_;  // "example.com" for "*.example.com"
+  std::set<std::string, std::less<>> pending_;        // managed names without a certificate
 };
 
 }  // namespace fd::proxy

@@ -32,10 +32,13 @@ std::string peer_ip(const sockaddr* sa) {
 
 Worker::Worker(unsigned id, std::shared_ptr<const RuntimeSnapshot> snapshot,
                std::vector<ListenSocket> sockets, std::vector<ServerListPtr> servers,
+               std::shared_ptr<const TlsContextSet> tls, const acme::ChallengeStore* challenges,
                ProxyStats& stats)
     : id_(id),
       snapshot_(std::move(snapshot)),
       sockets_(std::move(sockets)),
+      tls_(std::move(tls)),
+      challenges_(challenges),
       stats_(stats),
       pool_(loop_),
       rng_(std::random_device{}()) {
@@ -76,6 +79,10 @@ void Worker::request_servers(size_t group, ServerListPtr servers) {
     groups_[group] = GroupState{servers, {}};
     pool_.drop_removed();
   });
+}
+
+void Worker::request_tls(std::shared_ptr<const TlsContextSet> tls) {
+  loop_.post([this, tls = std::move(tls)] { tls_ = tls; });
 }
 
 std::shared_ptr<UpstreamServer> Worker::pick_server(

@@ -16,6 +16,7 @@
 #include "proxy/listener.h"
 #include "proxy/proxy_stats.h"
 #include "proxy/snapshot.h"
+#include "proxy/tls_context.h"
 #include "proxy/upstream_pool.h"
 #include "proxy/upstream_server.h"
 
@@ -33,9 +34,12 @@ struct ListenSocket {
 // its upstream pool. Other threads talk to it only through the request_* calls, which post().
 class Worker {
  public:
-  // |servers| holds each upstream group's first server list; |stats| is the process's.
+  // |servers| holds each upstream group's first server list; |tls| the certificates (null
+  // without TLS listeners); |challenges| the open ACME challenges (null without ACME); |stats|
+  // is the process's. |challenges| and |stats| outlive the worker.
   Worker(unsigned id, std::shared_ptr<const RuntimeSnapshot> snapshot,
          std::vector<ListenSocket> sockets, std::vector<ServerListPtr> servers,
+         std::shared_ptr<const TlsContextSet> tls, const acme::ChallengeStore* challenges,
          ProxyStats& stats);
   ~Worker();
   Worker(const Worker&) = delete;
@@ -51,6 +55,8 @@ class Worker {
   void request_stop();
   // Replaces the server list of upstream group |group| (re-resolution). Any thread.
   void request_servers(size_t group, ServerListPtr servers);
+  // Replaces the certificates new handshakes use; open connections keep theirs. Any thread.
+  void request_tls(std::shared_ptr<const TlsContextSet> tls);
   // True once the thread's loop has returned. Any thread.
   bool finished() const { return finished_.load(std::memory_order_acquire); }
   // Connections this worker cut in request_stop(). Read after join().
@@ -67,6 +73,8 @@ class Worker {
   std::shared_ptr<UpstreamServer> pick_server(size_t group,
                                               const std::vector<const UpstreamServer*>& tried);
   ProxyStats& stats() { return stats_; }
+  const std::shared_ptr<const TlsContextSet>& tls() const { return tls_; }
+  const acme::ChallengeStore* challenges() const { return challenges_; }
   // Takes ownership of the accepted |fd|.
   void accept(int fd, const sockaddr* peer, size_t listener_index);
   // Unlinks |conn| and defer-deletes it. Called by the connection's single close path.
@@ -88,6 +96,8 @@ class Worker {
   unsigned id_;
   std::shared_ptr<const RuntimeSnapshot> snapshot_;
   std::vector<ListenSocket> sockets_;
+  std::shared_ptr<const TlsContextSet> tls_;
+  const acme::ChallengeStore* challenges_;
   ProxyStats& stats_;
   EventLoop loop_;
   UpstreamPool pool_;

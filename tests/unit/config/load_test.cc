@@ -286,7 +286,7 @@ TEST(LoadString, UnknownKeysAtEveryLevel) {
     tls: true
     hsts: 365d
 tls:
-  acme: {}
+  ocsp: {}
   certificates:
     - {cert: a, key: b, chain: c}
 upstreams:
@@ -303,7 +303,7 @@ admin:
   address: "127.0.0.1:9901"
   token: secret
 )"),
-              ElementsAre("4:5: unknown key \"hsts\"", "6:3: unknown key \"acme\"",
+              ElementsAre("4:5: unknown key \"hsts\"", "6:3: unknown key \"ocsp\"",
                           "8:25: unknown key \"chain\"", "11:32: unknown key \"wieght\"",
                           "12:29: unknown key \"method\"", "13:5: unknown key \"retry\"",
                           "15:22: unknown key \"path\"", "17:20: unknown key \"format\"",
@@ -793,8 +793,8 @@ admin:
               ElementsAre("4:1: admin address 127.0.0.1:9901 overlaps listen address *:9901"));
 }
 
-// The example from the interface spec, as written there, except: the certificate paths come from
-// the environment (validation reads the files), and tls.acme, limits.body_timeout and
+// The example from the interface spec, as written there, except: the certificate and CA bundle
+// paths come from the environment (validation reads the files), and limits.body_timeout and
 // limits.body_min_rate are left out because the loader does not read them yet.
 TEST(LoadString, SpecExample) {
   test::TempDir dir;
@@ -814,6 +814,15 @@ tls:
   certificates:                    # static PEM files; chosen by SNI against each certificate's SANs
     - cert: ${CERT}                # leaf first, then chain
       key: ${KEY}
+  acme:                            # managed certificates, issued and renewed automatically
+    directory: "https://acme-v02.api.letsencrypt.org/directory"
+    email: "ops@example.com"
+    domains: ["example.com", "www.example.com"]   # one certificate per name
+    challenge: http-01             # http-01 | tls-alpn-01
+    storage: "/var/lib/frontdoor"  # account key, certificates, keys (0600); written atomically
+    ca_bundle: ${CA}               # optional: extra roots to trust for the ACME server itself
+    renew: auto                    # auto = the CA's ARI window (RFC 9773) if offered, else when 1/3 of the
+                                   # lifetime is left (1/2 for lifetimes <= 10 days); or a duration before expiry
 
 upstreams:                         # required, at least one
   app:
@@ -851,7 +860,7 @@ limits:
 shutdown_timeout: 10s
 workers: auto                      # worker threads; auto = number of CPU cores
 )",
-                       fake_env({{"CERT", cert_path}, {"KEY", key_path}}));
+                       fake_env({{"CERT", cert_path}, {"KEY", key_path}, {"CA", cert_path}}));
   ASSERT_EQ(cfg.listeners.size(), 2u);
   EXPECT_EQ(cfg.listeners[0].endpoint.host, "0.0.0.0");
   EXPECT_EQ(cfg.listeners[0].endpoint.port, 443);
@@ -861,6 +870,16 @@ workers: auto                      # worker threads; auto = number of CPU cores
   EXPECT_EQ(cfg.tls.min_version, "1.2");
   ASSERT_EQ(cfg.tls.certificates.size(), 1u);
   EXPECT_EQ(cfg.tls.certificates[0].cert, cert_path);
+  EXPECT_TRUE(cfg.tls.acme_enabled);
+  EXPECT_EQ(cfg.tls.acme.directory, "https://acme-v02.api.letsencrypt.org/directory");
+  EXPECT_EQ(cfg.tls.acme.email, "ops@example.com");
+  EXPECT_THAT(cfg.tls.acme.domains, ElementsAre("example.com", "www.example.com"));
+  EXPECT_EQ(cfg.tls.acme.challenge, "http-01");
+  EXPECT_EQ(cfg.tls.acme.storage, "/var/lib/frontdoor");
+  EXPECT_EQ(cfg.tls.acme.ca_bundle, cert_path);
+  EXPECT_TRUE(cfg.tls.acme.renew_auto);
+  EXPECT_EQ(cfg.tls.acme.mark.line, 14);
+  EXPECT_EQ(cfg.tls.acme.mark.col, 5);
   ASSERT_EQ(cfg.upstreams.size(), 1u);
   const Upstream& app = cfg.upstreams[0];
   EXPECT_EQ(app.name, "app");
@@ -876,7 +895,7 @@ workers: auto                      # worker threads; auto = number of CPU cores
   EXPECT_EQ(app.health_check.timeout, 2s);
   EXPECT_EQ(app.health_check.healthy_after, 2u);
   EXPECT_EQ(app.health_check.unhealthy_after, 3u);
-  EXPECT_EQ(app.health_check.mark.line, 22);
+  EXPECT_EQ(app.health_check.mark.line, 31);
   EXPECT_EQ(app.health_check.mark.col, 7);
   ASSERT_EQ(cfg.routes.size(), 2u);
   EXPECT_EQ(cfg.routes[0].match.host, "example.com");
@@ -886,7 +905,7 @@ workers: auto                      # worker threads; auto = number of CPU cores
   EXPECT_EQ(cfg.admin.address, "127.0.0.1:9901");
   EXPECT_EQ(cfg.admin.endpoint.host, "127.0.0.1");
   EXPECT_EQ(cfg.admin.endpoint.port, 9901);
-  EXPECT_EQ(cfg.admin.mark.line, 35);
+  EXPECT_EQ(cfg.admin.mark.line, 44);
   EXPECT_EQ(cfg.admin.mark.col, 3);
   EXPECT_EQ(cfg.log.level, "info");
   EXPECT_TRUE(cfg.log.access);

@@ -1,0 +1,58 @@
+#pragma once
+
+#include <string>
+
+#include "common/result.h"
+
+namespace fd::acme {
+
+// The on-disk state under tls.acme.storage, shared safely by several frontdoor replicas:
+//   <dir>/                                   0700
+//   <dir>/accounts/<ca>/account.key          account key PEM, 0600 (<ca> = directory host_port_path, sanitized)
+//   <dir>/accounts/<ca>/account.json         {"url": ...}
+//   <dir>/certificates/<ca>/<name>/chain.pem certificate chain PEM (leaf first)
+//   <dir>/certificates/<ca>/<name>/key.pem   its key, 0600
+//   <dir>/locks/<ca>-<name>.lock             flock()ed around an order
+// Every file is written atomically: temp file in the same directory, fsync, rename, fsync dir.
+class Storage {
+ public:
+  Storage(std::string dir, std::string directory_url);
+
+  // Creates the directories (0700). Call once before anything else.
+  Result<void> prepare();
+
+  Result<std::string> read_account_key() const;  // Errc::io with "not found" when absent
+  Result<void> write_account_key(const std::string& pem);
+  Result<std::string> read_account_url() const;
+  Result<void> write_account_url(const std::string& url);
+
+  Result<std::string> read_chain(const std::string& name) const;
+  Result<std::string> read_key(const std::string& name) const;
+  // Writes the key first, then the chain, so a chain on disk always has its key.
+  Result<void> write_certificate(const std::string& name, const std::string& chain_pem,
+                                 const std::string& key_pem);
+
+  // An exclusive flock on the name's lock file, held until destruction. Blocks until taken.
+  class Lock {
+   public:
+    ~Lock();
+    Lock(Lock&& other) noexcept;
+    Lock& operator=(Lock&&) = delete;
+    Lock(const Lock&) = delete;
+
+   private:
+    friend class Storage;
+    explicit Lock(int fd) : fd_(fd) {}
+    int fd_;
+  };
+  Result<Lock> lock(const std::string& name);
+
+  // Writes |data| to |path| atomically with |mode|. Exposed for tests.
+  static Result<void> write_atomic(const std::string& path, const std::string& data, int mode);
+
+ private:
+  std::string dir_;
+  std::string ca_;  // sanitized directory URL, one folder per CA
+};
+
+}  // namespace fd::acme
