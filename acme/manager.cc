@@ -163,24 +163,36 @@ Clock::time_point Manager::process(const std::string& name) {
   }
   log::info("acme order", {{"name", name}, {"renewal", st.current != nullptr}});
   auto cert = order(name);
-  std::lock_guard<std::mutex> guard(mutex_);
-  NameState& state = names_[name];
-  if (!cert) {
-    ++state.consecutive_failures;
-    ++state.failures;
-    state.last_error = cert.error().message;
-    state.next_attempt = now + backoff(state.consecutive_failures, &rng_);
-    log::warn("acme order failed; the current certificate stays in service",
-              {{"name", name},
-               {"reason", state.last_error},
-               {"attempt", state.consecutive_failures},
-               {"retry_at", rfc3339(Clock::to_time_t(state.next_attempt))}});
-    return state.next_attempt;
+  Clock::time_point next = now;
+  std::string error;
+  {
+    std::lock_guard<std::mutex> guard(mutex_);
+    NameState& state = names_[name];
+    if (cert) {
+      state.consecutive_failures = 0;
+      state.last_error.clear();
+      state.next_attempt = Clock::time_point{};
+    } else {
+      ++state.consecutive_failures;
+      ++state.failures;
+      state.last_error = cert.error().message;
+      state.next_attempt = now + backoff(state.consecutive_failures, &rng_);
+      next = state.next_attempt;
+      error = state.last_error;
+      log::warn("acme order failed; the current certificate stays in service",
+                {{"name", name},
+                 {"reason", error},
+                 {"attempt", state.consecutive_failures},
+                 {"retry_at", rfc3339(Clock::to_time_t(next))}});
+    }
   }
-  state.consecutive_failures = 0;
-  state.last_error.clear();
-  state.next_attempt = Clock::time_point{};
-  return now;
+  nlohmann::json state = {{"last_error", error},
+                          {"next_attempt", cert ? "" : rfc3339(Clock::to_time_t(next))},
+                          {"updated", rfc3339(std::time(nullptr))}};
+  if (auto rc = session_->storage.write_state(name, state.dump() + "\n"); !rc) {
+    log::warn("cannot store the acme state", {{"name", name}, {"reason", rc.error().message}});
+  }
+  return next;
 }
 
 Result<std::shared_ptr<const ManagedCertificate>> Manager::order(const std::string& name) {

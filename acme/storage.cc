@@ -319,6 +319,24 @@ Result<void> Storage::write_certificate(const std::string& name, const std::stri
   return write_atomic(folder + "/chain.pem", chain_pem, FILE_MODE);
 }
 
+Result<std::string> Storage::read_state(const std::string& name) const {
+  if (auto ok = check_name(name); !ok) {
+    return ok.error();
+  }
+  return read_whole(dir_ + "/certificates/" + ca_ + "/" + name + "/state.json");
+}
+
+Result<void> Storage::write_state(const std::string& name, const std::string& json) {
+  if (auto ok = check_name(name); !ok) {
+    return ok;
+  }
+  const std::string folder = dir_ + "/certificates/" + ca_ + "/" + name;
+  if (auto made = make_dirs(folder); !made) {
+    return made;
+  }
+  return write_atomic(folder + "/state.json", json, FILE_MODE);
+}
+
 Storage::Lock::~Lock() {
   if (fd_ >= 0) {
     ::close(fd_);  // releases the flock

@@ -12,6 +12,7 @@ namespace fd::acme {
 //   <dir>/accounts/<ca>/account.json         {"url": ...}
 //   <dir>/certificates/<ca>/<name>/chain.pem certificate chain PEM (leaf first)
 //   <dir>/certificates/<ca>/<name>/key.pem   its key, 0600
+//   <dir>/certificates/<ca>/<name>/state.json the last attempt: {"last_error","next_attempt"}
 //   <dir>/locks/<ca>-<name>.lock             flock()ed around an order
 // Every file is written atomically: temp file in the same directory, fsync, rename, fsync dir.
 class Storage {
@@ -31,6 +32,10 @@ class Storage {
   // Writes the key first, then the chain, so a chain on disk always has its key.
   Result<void> write_certificate(const std::string& name, const std::string& chain_pem,
                                  const std::string& key_pem);
+
+  // The renewal state of |name| as JSON text, for `frontdoor acme status`.
+  Result<std::string> read_state(const std::string& name) const;
+  Result<void> write_state(const std::string& name, const std::string& json);
 
   // An exclusive flock on the name's lock file, held until destruction. Blocks until taken.
   class Lock {

@@ -47,6 +47,7 @@ const char* usage() {
          "       frontdoor --check -c FILE     validate FILE and exit\n"
          "       frontdoor proxy --from ADDR --to HOST:PORT[,HOST:PORT...]\n"
          "                                     quick mode with the development certificate\n"
+         "       frontdoor acme status -c FILE   managed certificates, from storage\n"
          "       frontdoor --version\n"
          "FRONTDOOR_CONFIG names the config file when -c is absent.\n";
 }
@@ -59,6 +60,9 @@ std::optional<CommandLine> parse_command_line(const std::vector<std::string>& ar
   if (!args.empty() && args[0] == "proxy") {
     cl.mode = CommandLine::Mode::quick;
     i = 1;
+  } else if (args.size() >= 2 && args[0] == "acme" && args[1] == "status") {
+    cl.mode = CommandLine::Mode::acme_status;
+    i = 2;
   }
   bool check = false;
   for (; i < args.size(); ++i) {
@@ -107,7 +111,7 @@ std::optional<CommandLine> parse_command_line(const std::vector<std::string>& ar
     *error = "no config file: pass -c FILE or set FRONTDOOR_CONFIG";
     return std::nullopt;
   }
-  if (check) {
+  if (check && cl.mode == CommandLine::Mode::run) {
     cl.mode = CommandLine::Mode::check;
   }
   return cl;

@@ -8,7 +8,7 @@ namespace fd::proxy {
 
 // The command line, parsed. Exactly one mode is set.
 struct CommandLine {
-  enum class Mode { run, check, version, quick, help };
+  enum class Mode { run, check, version, quick, help, acme_status };
   Mode mode = Mode::run;
   std::string config_path;           // -c/--config, or FRONTDOOR_CONFIG
   std::string quick_from;            // proxy --from ADDR

@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <iostream>
 
+#include "acme/status_report.h"
 #include "common/log.h"
 #include "config/load.h"
 #include "config/units.h"
@@ -143,6 +144,14 @@ int main(int argc, char** argv) {
     cfg = std::move(loaded.config);
     if (cl->mode == Mode::check) {
       std::cout << cl->config_path << ": configuration OK\n";
+      return 0;
+    }
+    if (cl->mode == Mode::acme_status) {
+      if (!cfg->tls.acme_enabled) {
+        std::cerr << cl->config_path << ": no tls.acme section: nothing is managed\n";
+        return 1;
+      }
+      std::cout << fd::acme::status_report(cfg->tls.acme, std::time(nullptr));
       return 0;
     }
   }

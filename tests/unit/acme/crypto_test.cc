@@ -707,6 +707,31 @@ TEST_F(ChainTest, LeafNotSignedByTheNextCertificate) {
   EXPECT_FALSE(inspect_chain(chain() + test::pem_of(other_root.cert.get()), key(), DURING));
 }
 
+TEST_F(ChainTest, NamesAreOnlyTheDnsEntries) {
+  test::Issued leaf = test::make_test_leaf(
+      intermediate_, {"a.example", "IP:192.0.2.1", "email:ops@a.example", "b.example"}, "04",
+      NOT_BEFORE, NOT_AFTER);
+  auto info = inspect_chain(test::pem_of(leaf.cert.get()) + test::pem_of(intermediate_.cert.get()),
+                            test::pem_of(leaf.key.get()), DURING);
+  ASSERT_TRUE(info) << info.error().message;
+  EXPECT_EQ(info->names, (std::vector<std::string>{"a.example", "b.example"}));
+}
+
+TEST_F(ChainTest, IssuerNameMustBeTheNextSubject) {
+  // Signed with the intermediate's key, but naming someone else as its issuer.
+  test::Issued leaf = test::make_test_leaf(intermediate_, {"x.example"}, "03", NOT_BEFORE,
+                                           NOT_AFTER);
+  X509_NAME* other = X509_NAME_new();
+  X509_NAME_add_entry_by_txt(other, "CN", MBSTRING_ASC,
+                             reinterpret_cast<const unsigned char*>("Someone Else"), -1, -1, 0);
+  ASSERT_EQ(X509_set_issuer_name(leaf.cert.get(), other), 1);
+  X509_NAME_free(other);
+  ASSERT_GT(X509_sign(leaf.cert.get(), intermediate_.key.get(), EVP_sha256()), 0);
+  ASSERT_EQ(X509_verify(leaf.cert.get(), intermediate_.key.get()), 1);
+  EXPECT_FALSE(inspect_chain(test::pem_of(leaf.cert.get()) + test::pem_of(intermediate_.cert.get()),
+                             test::pem_of(leaf.key.get()), DURING));
+}
+
 TEST_F(ChainTest, RejectsGarbage) {
   EXPECT_FALSE(inspect_chain("", key(), DURING));
   EXPECT_FALSE(inspect_chain("garbage", key(), DURING));

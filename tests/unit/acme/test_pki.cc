@@ -80,7 +80,8 @@ Issued make_test_leaf(const Issued& issuer, const std::vector<std::string>& name
   if (!names.empty()) {
     std::string san;
     for (const std::string& name : names) {
-      san += (san.empty() ? "DNS:" : ",DNS:") + name;
+      san += (san.empty() ? "" : ",") +
+             (name.find(':') == std::string::npos ? "DNS:" + name : name);
     }
     add_extension(cert, issuer.cert.get(), NID_subject_alt_name, san);
   }

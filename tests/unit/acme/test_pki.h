@@ -24,7 +24,8 @@ struct Issued {
 Issued make_test_ca(const std::string& common_name, const Issued* issuer = nullptr);
 
 // A leaf for |names| (SAN dNSNames, CN = first name when given) with a fresh P-256 key, signed
-// by |issuer|, with serial |serial_hex| and the given validity.
+// by |issuer|, with serial |serial_hex| and the given validity. A name holding ':' is taken as
+// an OpenSSL SAN entry as is ("IP:192.0.2.1", "email:a@b.example").
 Issued make_test_leaf(const Issued& issuer, const std::vector<std::string>& names,
                       const std::string& serial_hex, std::time_t not_before,
                       std::time_t not_after);

@@ -34,6 +34,14 @@ TEST(Cli, QuickMode) {
   EXPECT_EQ(cl->quick_to, (std::vector<std::string>{"a:1", "b:2", "c:3"}));
 }
 
+TEST(Cli, AcmeStatus) {
+  auto cl = parse({"acme", "status", "-c", "f.yaml"});
+  ASSERT_TRUE(cl);
+  EXPECT_EQ(cl->mode, CommandLine::Mode::acme_status);
+  EXPECT_EQ(cl->config_path, "f.yaml");
+  EXPECT_FALSE(parse({"acme", "status"}));
+}
+
 TEST(Cli, UsageErrors) {
   std::string error;
   EXPECT_FALSE(parse_command_line({}, std::nullopt, &error));
