@@ -233,6 +233,24 @@ std::string render_metrics(const AdminView& v) {
   requests_total(out, v);
   server_families(out, v);
   request_duration(out, v.request_duration);
+  family(out, "frontdoor_certificate_expiry_seconds", "gauge",
+         "Unix time at which the certificate served for the name expires.");
+  for (const auto& c : v.certificates) {
+    for (const auto& name : c.names) {
+      if (c.not_after_unix > 0) {
+        sample(out, "frontdoor_certificate_expiry_seconds", {{"name", name}, {"source", c.source}},
+               std::to_string(c.not_after_unix));
+      }
+    }
+  }
+  family(out, "frontdoor_acme_failures_total", "counter",
+         "Failed ACME attempts (orders and renewals) since start, per managed name.");
+  for (const auto& c : v.certificates) {
+    if (c.source == "acme" && !c.names.empty()) {
+      sample(out, "frontdoor_acme_failures_total", {{"name", c.names.front()}},
+             std::to_string(c.acme_failures));
+    }
+  }
   family(out, "frontdoor_connections_active", "gauge", "Client connections open now.");
   sample(out, "frontdoor_connections_active", {}, std::to_string(v.connections_active));
   family(out, "frontdoor_draining", "gauge",

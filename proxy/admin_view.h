@@ -50,6 +50,8 @@ struct CertificateView {
   std::string source;              // "file" or "acme"
   std::string next_renewal;        // RFC 3339; "" if not managed or not scheduled
   std::string last_error;          // last ACME error; "" if none
+  int64_t not_after_unix = 0;      // 0 when there is no certificate yet
+  uint64_t acme_failures = 0;      // failed ACME attempts since start
 };
 
 struct AdminView {

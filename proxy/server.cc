@@ -31,7 +31,7 @@ void merge_acme_status(const std::vector<acme::NameStatus>& names,
       view = match ? &c : view;
     }
     if (view == nullptr) {
-      certificates->push_back(CertificateView{{n.name}, "", "", "acme", "", ""});
+      certificates->push_back(CertificateView{{n.name}, "", "", "acme", "", "", 0, 0});
       view = &certificates->back();
     }
     if (n.next_renewal > 0) {
@@ -42,6 +42,7 @@ void merge_acme_status(const std::vector<acme::NameStatus>& names,
       view->next_renewal = buf;
     }
     view->last_error = n.last_error;
+    view->acme_failures = n.failures;
   }
 }
 

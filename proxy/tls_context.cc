@@ -199,6 +199,10 @@ void TlsContextSet::add_entry(ssl_ctx_st* ctx, const std::string& source) {
   entry.view.names = entry.names;
   entry.view.issuer = issuer_of(leaf);
   entry.view.not_after = rfc3339(X509_get0_notAfter(leaf));
+  std::tm tm{};
+  if (ASN1_TIME_to_tm(X509_get0_notAfter(leaf), &tm) == 1) {
+    entry.view.not_after_unix = timegm(&tm);
+  }
   entry.view.source = source;
   size_t index = entries_.size();
   for (const auto& name : entry.names) {

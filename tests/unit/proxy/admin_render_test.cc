@@ -65,6 +65,8 @@ AdminView small_view() {
   c.not_after = "2027-02-23T00:00:00Z";
   c.source = "acme";
   c.next_renewal = "2027-01-24T00:00:00Z";
+  c.not_after_unix = 1803340800;
+  c.acme_failures = 3;
   v.certificates.push_back(c);
   return v;
 }
@@ -109,6 +111,13 @@ frontdoor_request_duration_seconds_bucket{le="10"} 2
 frontdoor_request_duration_seconds_bucket{le="+Inf"} 2
 frontdoor_request_duration_seconds_sum 0.302
 frontdoor_request_duration_seconds_count 2
+# HELP frontdoor_certificate_expiry_seconds Unix time at which the certificate served for the name expires.
+# TYPE frontdoor_certificate_expiry_seconds gauge
+frontdoor_certificate_expiry_seconds{name="example.com",source="acme"} 1803340800
+frontdoor_certificate_expiry_seconds{name="www.example.com",source="acme"} 1803340800
+# HELP frontdoor_acme_failures_total Failed ACME attempts (orders and renewals) since start, per managed name.
+# TYPE frontdoor_acme_failures_total counter
+frontdoor_acme_failures_total{name="example.com"} 3
 # HELP frontdoor_connections_active Client connections open now.
 # TYPE frontdoor_connections_active gauge
 frontdoor_connections_active 7
