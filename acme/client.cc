@@ -307,13 +307,15 @@ class OrderRun {
  public:
   OrderRun(Channel& channel, const std::string& kid, const EcKey& account_key,
            ChallengeResponder& responder, ChallengeType type,
-           const std::function<void(milliseconds)>& sleep, std::chrono::seconds timeout)
+           const std::function<void(milliseconds)>& sleep,
+           const std::function<bool()>& cancelled, std::chrono::seconds timeout)
       : channel_(channel),
         kid_(kid),
         account_key_(account_key),
         responder_(responder),
         type_(type),
         sleep_(sleep),
+        cancelled_(cancelled),
         timeout_(timeout),
         start_(std::chrono::steady_clock::now()) {}
 
@@ -345,6 +347,7 @@ class OrderRun {
   ChallengeResponder& responder_;
   ChallengeType type_;
   const std::function<void(milliseconds)>& sleep_;
+  const std::function<bool()>& cancelled_;
   std::chrono::seconds timeout_;
   std::chrono::steady_clock::time_point start_;
   milliseconds slept_{0};
@@ -568,6 +571,9 @@ Result<json> OrderRun::poll(const std::string& url, std::initializer_list<std::s
 
 Result<void> OrderRun::wait(const HttpResponse& response, std::string_view what,
                             const std::string& status) {
+  if (cancelled_ && cancelled_()) {
+    return make_error(Errc::io, std::string(what) + ": abandoned, frontdoor is stopping");
+  }
   milliseconds left = std::chrono::duration_cast<milliseconds>(timeout_) - elapsed();
   if (left <= milliseconds(0)) {
     return make_error(Errc::timeout, std::string(what) + " still " + status + " after " +
@@ -677,7 +683,7 @@ Result<std::string> Client::order_certificate(const std::vector<std::string>& na
   Channel channel(http_, key_, nonce_, new_nonce_url_);
   // RFC 9773 7: "replaces" only goes to a CA that offers ARI.
   std::string replaced = has_renewal_info() ? replaces : std::string();
-  OrderRun run(channel, account_url_, key_, responder, type, options_.sleep,
+  OrderRun run(channel, account_url_, key_, responder, type, options_.sleep, options_.cancelled,
                options_.order_timeout);
   auto chain = run.run(names, cert_key, new_order_url_, replaced);
   if (!chain && is_problem(chain.error(), ACCOUNT_DOES_NOT_EXIST)) {

@@ -32,6 +32,8 @@ struct ClientOptions {
   std::chrono::seconds order_timeout{90};  // one order, start to certificate
   // How the client waits between polls; tests pass a fake. Default: sleep_for.
   std::function<void(std::chrono::milliseconds)> sleep;
+  // Asked before each wait: true abandons the order (shutdown). Empty: never.
+  std::function<bool()> cancelled;
 };
 
 // ACME's suggested renewal window for a certificate (RFC 9773).

@@ -28,7 +28,9 @@ struct Deleter {
   }
 };
 
-void openssl_free(void* p) { OPENSSL_free(p); }
+void openssl_free(void* p) {
+  OPENSSL_free(p);
+}
 
 struct ExtensionStackDeleter {
   void operator()(STACK_OF(X509_EXTENSION) * p) const {
@@ -62,7 +64,9 @@ constexpr size_t DECODE_CHUNK = 4 * 1024 * 1024;
 const unsigned char* bytes_of(std::string_view s) {
   return reinterpret_cast<const unsigned char*>(s.data());
 }
-unsigned char* bytes_of(std::string& s) { return reinterpret_cast<unsigned char*>(s.data()); }
+unsigned char* bytes_of(std::string& s) {
+  return reinterpret_cast<unsigned char*>(s.data());
+}
 
 // An Error carrying what failed plus whatever OpenSSL queued about it.
 Error ossl_error(Errc code, std::string what) {
@@ -94,7 +98,9 @@ std::string bio_contents(BIO* bio) {
 }
 
 // Never prompt on a terminal for an encrypted key: refuse it instead.
-int no_passphrase(char*, int, int, void*) { return -1; }
+int no_passphrase(char*, int, int, void*) {
+  return -1;
+}
 
 Result<ossl::PkeyPtr> read_private_key(std::string_view pem) {
   auto bio = memory_bio(pem);
@@ -151,8 +157,7 @@ Result<void> check_dns_name(const std::string& name) {
 std::string sha256(std::string_view data) {
   std::string digest(SHA256_BYTES, '\0');
   unsigned int length = 0;
-  if (EVP_Digest(data.data(), data.size(), bytes_of(digest), &length, EVP_sha256(), nullptr) !=
-          1 ||
+  if (EVP_Digest(data.data(), data.size(), bytes_of(digest), &length, EVP_sha256(), nullptr) != 1 ||
       length != SHA256_BYTES) {
     ERR_clear_error();
     return {};
@@ -216,8 +221,7 @@ Result<std::string> es256_sign(EVP_PKEY* key, std::string_view input) {
     return ossl_error(Errc::internal, "ES256 signing failed");
   }
   std::string der(der_length, '\0');
-  if (EVP_DigestSign(ctx.get(), bytes_of(der), &der_length, bytes_of(input), input.size()) !=
-      1) {
+  if (EVP_DigestSign(ctx.get(), bytes_of(der), &der_length, bytes_of(input), input.size()) != 1) {
     return ossl_error(Errc::internal, "ES256 signing failed");
   }
   const unsigned char* cursor = bytes_of(der);
@@ -280,8 +284,7 @@ Result<ExtensionPtr> san_extension(const std::vector<std::string>& names) {
 Result<ExtensionPtr> acme_identifier_extension(std::string_view digest) {
   OctetStringPtr inner(ASN1_OCTET_STRING_new());
   if (!inner ||
-      ASN1_OCTET_STRING_set(inner.get(), bytes_of(digest), static_cast<int>(digest.size())) !=
-          1) {
+      ASN1_OCTET_STRING_set(inner.get(), bytes_of(digest), static_cast<int>(digest.size())) != 1) {
     return ossl_error(Errc::internal, "cannot build acmeIdentifier");
   }
   unsigned char* der = nullptr;
@@ -365,8 +368,8 @@ Result<std::time_t> to_time_t(const ASN1_TIME* time) {
 
 Result<std::vector<std::string>> dns_names(X509* cert) {
   int found = 0;
-  GeneralNamesPtr gens(static_cast<GENERAL_NAMES*>(
-      X509_get_ext_d2i(cert, NID_subject_alt_name, &found, nullptr)));
+  GeneralNamesPtr gens(
+      static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, &found, nullptr)));
   std::vector<std::string> names;
   if (!gens) {
     if (found == -1) {  // no subjectAltName at all
@@ -448,8 +451,8 @@ std::string base64url(std::string_view bytes) {
     std::string_view chunk = bytes.substr(offset, ENCODE_CHUNK);
     size_t start = out.size();
     out.resize(start + (chunk.size() + 2) / 3 * 4 + 1);  // EVP_EncodeBlock adds a NUL
-    int written = EVP_EncodeBlock(bytes_of(out) + start, bytes_of(chunk),
-                                  static_cast<int>(chunk.size()));
+    int written =
+        EVP_EncodeBlock(bytes_of(out) + start, bytes_of(chunk), static_cast<int>(chunk.size()));
     out.resize(start + static_cast<size_t>(written));
   }
   while (!out.empty() && out.back() == '=') {
@@ -487,8 +490,8 @@ Result<std::string> base64url_decode(std::string_view text) {
     std::string_view chunk = std::string_view(standard).substr(offset, DECODE_CHUNK);
     size_t start = out.size();
     out.resize(start + chunk.size() / 4 * 3);
-    int written = EVP_DecodeBlock(bytes_of(out) + start, bytes_of(chunk),
-                                  static_cast<int>(chunk.size()));
+    int written =
+        EVP_DecodeBlock(bytes_of(out) + start, bytes_of(chunk), static_cast<int>(chunk.size()));
     if (written < 0) {
       ERR_clear_error();
       return make_error(Errc::invalid_argument, "invalid base64url text");
@@ -593,8 +596,7 @@ Result<std::string> sign_jws(const EcKey& key, const std::string& kid, const std
 Result<nlohmann::json> eab_jws(const std::string& eab_kid, std::string_view hmac_key_b64url,
                                const EcKey& account, const std::string& url) {
   ERR_clear_error();
-  if (eab_kid.empty() || url.empty() || !is_printable_ascii(eab_kid) ||
-      !is_printable_ascii(url)) {
+  if (eab_kid.empty() || url.empty() || !is_printable_ascii(eab_kid) || !is_printable_ascii(url)) {
     return make_error(Errc::invalid_argument, "EAB needs a printable ASCII key id and URL");
   }
   auto hmac_key = base64url_decode(hmac_key_b64url);
@@ -618,8 +620,7 @@ Result<nlohmann::json> eab_jws(const std::string& eab_kid, std::string_view hmac
   std::string mac(EVP_MAX_MD_SIZE, '\0');
   size_t mac_length = 0;
   if (EVP_Q_mac(nullptr, "HMAC", nullptr, "SHA256", nullptr, hmac_key->data(), hmac_key->size(),
-                bytes_of(input), input.size(), bytes_of(mac), mac.size(),
-                &mac_length) == nullptr) {
+                bytes_of(input), input.size(), bytes_of(mac), mac.size(), &mac_length) == nullptr) {
     return ossl_error(Errc::internal, "HMAC-SHA256 failed");
   }
   mac.resize(mac_length);
@@ -702,7 +703,8 @@ Result<ChallengeCertificate> make_tls_alpn_certificate(const std::string& name,
       X509_gmtime_adj(X509_getm_notAfter(cert.get()), 7L * 24 * 3600) == nullptr ||
       !add_common_name(X509_get_subject_name(cert.get()), "ACME challenge") ||
       X509_set_issuer_name(cert.get(), X509_get_subject_name(cert.get())) != 1 ||
-      X509_set_pubkey(cert.get(), key->get()) != 1 || X509_add_ext(cert.get(), san->get(), -1) != 1 ||
+      X509_set_pubkey(cert.get(), key->get()) != 1 ||
+      X509_add_ext(cert.get(), san->get(), -1) != 1 ||
       X509_add_ext(cert.get(), acme_id->get(), -1) != 1 ||
       X509_sign(cert.get(), key->get(), EVP_sha256()) <= 0) {
     return ossl_error(Errc::internal, "cannot build the tls-alpn-01 certificate");

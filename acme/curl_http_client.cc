@@ -109,8 +109,9 @@ Errc classify(CURLcode code) {
 
 class CurlHttpClient : public HttpClient {
  public:
-  CurlHttpClient(std::string ca_bundle, std::chrono::seconds timeout)
-      : ca_bundle_(std::move(ca_bundle)), timeout_(timeout) {
+  CurlHttpClient(std::string ca_bundle, std::chrono::seconds timeout,
+                 std::function<bool()> cancelled)
+      : ca_bundle_(std::move(ca_bundle)), timeout_(timeout), cancelled_(std::move(cancelled)) {
     global_init();
   }
 
@@ -137,8 +138,15 @@ class CurlHttpClient : public HttpClient {
   std::chrono::seconds timeout_;
   // One handle for the client's lifetime, so its connection cache keeps the TLS connection to
   // the CA alive between the dozen requests of an order.
+  // libcurl's progress callback: a non-zero return aborts the transfer (shutdown).
+  static int on_progress(void* arg, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+    const auto* self = static_cast<const CurlHttpClient*>(arg);
+    return self->cancelled_ && self->cancelled_() ? 1 : 0;
+  }
+
   CurlPtr easy_;
   char error_buffer_[CURL_ERROR_SIZE] = {};
+  std::function<bool()> cancelled_;
 };
 
 Result<void> CurlHttpClient::configure(const char* method, const std::string& url,
@@ -164,7 +172,10 @@ Result<void> CurlHttpClient::configure(const char* method, const std::string& ur
             curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body) == CURLE_OK &&
             curl_easy_setopt(h, CURLOPT_WRITEDATA, sink) == CURLE_OK &&
             curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header) == CURLE_OK &&
-            curl_easy_setopt(h, CURLOPT_HEADERDATA, sink) == CURLE_OK;
+            curl_easy_setopt(h, CURLOPT_HEADERDATA, sink) == CURLE_OK &&
+            curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L) == CURLE_OK &&
+            curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress) == CURLE_OK &&
+            curl_easy_setopt(h, CURLOPT_XFERINFODATA, this) == CURLE_OK;
   // The CA bundle replaces the system roots for this client: that is what a private or test CA
   // (Pebble) needs. Verification itself is never turned off.
   if (ok && !ca_bundle_.empty()) {
@@ -232,8 +243,9 @@ Result<HttpResponse> CurlHttpClient::perform(const char* method, const std::stri
 }  // namespace
 
 std::unique_ptr<HttpClient> make_curl_http_client(const std::string& ca_bundle,
-                                                  std::chrono::seconds timeout) {
-  return std::make_unique<CurlHttpClient>(ca_bundle, timeout);
+                                                  std::chrono::seconds timeout,
+                                                  std::function<bool()> cancelled) {
+  return std::make_unique<CurlHttpClient>(ca_bundle, timeout, std::move(cancelled));
 }
 
 }  // namespace fd::acme

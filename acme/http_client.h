@@ -1,6 +1,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -33,9 +34,11 @@ class HttpClient {
 };
 
 // libcurl implementation. |ca_bundle|: extra PEM roots to trust for the ACME server ("" = the
-// system roots only). Each request is bounded by |timeout|. TLS verification is never off.
+// system roots only). Each request is bounded by |timeout|, and aborted as soon as |cancelled|
+// (may be empty) returns true. TLS verification is never off.
 std::unique_ptr<HttpClient> make_curl_http_client(const std::string& ca_bundle,
-                                                  std::chrono::seconds timeout);
+                                                  std::chrono::seconds timeout,
+                                                  std::function<bool()> cancelled);
 
 // Parses a Retry-After value: delta-seconds or an HTTP-date (RFC 9110 10.2.3), relative to
 // |now|. nullopt when it is neither; a date in the past gives 0.

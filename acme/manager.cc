@@ -8,7 +8,7 @@
 namespace fd::acme {
 namespace {
 
-constexpr std::chrono::seconds HTTP_TIMEOUT{30};
+constexpr std::chrono::seconds HTTP_TIMEOUT{30};  // per request; shutdown aborts sooner
 // Even with nothing due, look again this often (storage written by another replica, clock).
 constexpr std::chrono::hours MAX_SLEEP{1};
 
@@ -198,7 +198,7 @@ Clock::time_point Manager::process(const std::string& name) {
 Result<std::shared_ptr<const ManagedCertificate>> Manager::order(const std::string& name) {
   Session& s = *session_;
   if (!s.client) {
-    s.http = make_curl_http_client(config_.ca_bundle, HTTP_TIMEOUT);
+    s.http = make_curl_http_client(config_.ca_bundle, HTTP_TIMEOUT, [this] { return stopping(); });
     auto stored = s.storage.read_account_key();
     auto key = stored ? EcKey::from_pem(*stored) : EcKey::generate();
     if (!key) {
@@ -215,6 +215,12 @@ Result<std::shared_ptr<const ManagedCertificate>> Manager::order(const std::stri
     options.email = config_.email;
     options.eab_kid = config_.eab_kid;
     options.eab_hmac_key = config_.eab_hmac_key;
+    // Polls wait on the stop signal, so shutdown does not sit out an order in progress.
+    options.sleep = [this](std::chrono::milliseconds delay) {
+      std::unique_lock<std::mutex> lock(mutex_);
+      wake_.wait_for(lock, delay, [this] { return stop_; });
+    };
+    options.cancelled = [this] { return stopping(); };
     s.client = std::make_unique<Client>(*s.http, *s.account, options);
   }
   if (!s.registered) {
