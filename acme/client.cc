@@ -307,8 +307,8 @@ class OrderRun {
  public:
   OrderRun(Channel& channel, const std::string& kid, const EcKey& account_key,
            ChallengeResponder& responder, ChallengeType type,
-           const std::function<void(milliseconds)>& sleep,
-           const std::function<bool()>& cancelled, std::chrono::seconds timeout)
+           const std::function<void(milliseconds)>& sleep, const std::function<bool()>& cancelled,
+           std::chrono::seconds timeout)
       : channel_(channel),
         kid_(kid),
         account_key_(account_key),

@@ -26,9 +26,9 @@ class ChallengeResponder {
 
 struct ClientOptions {
   std::string directory_url;
-  std::string email;         // "" = no contact
-  std::string eab_kid;       // External Account Binding, both or neither
-  std::string eab_hmac_key;  // base64url
+  std::string email;                       // "" = no contact
+  std::string eab_kid;                     // External Account Binding, both or neither
+  std::string eab_hmac_key;                // base64url
   std::chrono::seconds order_timeout{90};  // one order, start to certificate
   // How the client waits between polls; tests pass a fake. Default: sleep_for.
   std::function<void(std::chrono::milliseconds)> sleep;

@@ -38,14 +38,16 @@ Manager::Manager(const config::Acme& config, CertStore& store, ChallengeStore& c
   }
 }
 
-Manager::~Manager() { stop(); }
+Manager::~Manager() {
+  stop();
+}
 
 void Manager::start() {
-  session_ = std::make_unique<Session>(Session{Storage(config_.storage, config_.directory), nullptr,
-                                               std::nullopt, nullptr, false});
+  session_ = std::make_unique<Session>(
+      Session{Storage(config_.storage, config_.directory), nullptr, std::nullopt, nullptr, false});
   if (auto rc = session_->storage.prepare(); !rc) {
-    log::error("acme storage unusable", {{"storage", config_.storage},
-                                         {"reason", rc.error().message}});
+    log::error("acme storage unusable",
+               {{"storage", config_.storage}, {"reason", rc.error().message}});
   }
   for (const auto& name : config_.domains) {
     load_stored(name);
@@ -122,8 +124,9 @@ bool Manager::load_stored(const std::string& name) {
     }
   }
   auto cert = std::make_shared<ManagedCertificate>(ManagedCertificate{name, *chain, *key, *info});
-  log::info("acme certificate loaded from storage",
-            {{"name", name}, {"serial", info->serial_hex}, {"not_after", rfc3339(info->not_after)}});
+  log::info(
+      "acme certificate loaded from storage",
+      {{"name", name}, {"serial", info->serial_hex}, {"not_after", rfc3339(info->not_after)}});
   publish(name, std::move(cert));
   return true;
 }
@@ -254,13 +257,14 @@ Result<std::shared_ptr<const ManagedCertificate>> Manager::order(const std::stri
   std::string key_pem = cert_key->to_pem();
   auto info = inspect_chain(*chain, key_pem, std::time(nullptr));
   if (!info) {
-    return make_error(Errc::protocol, "the CA's certificate does not check out: " +
-                                          info.error().message);
+    return make_error(Errc::protocol,
+                      "the CA's certificate does not check out: " + info.error().message);
   }
   if (auto rc = s.storage.write_certificate(name, *chain, key_pem); !rc) {
     return rc.error();
   }
-  auto cert = std::make_shared<ManagedCertificate>(ManagedCertificate{name, *chain, key_pem, *info});
+  auto cert =
+      std::make_shared<ManagedCertificate>(ManagedCertificate{name, *chain, key_pem, *info});
   log::info("acme certificate issued", {{"name", name},
                                         {"serial", info->serial_hex},
                                         {"issuer", info->issuer},

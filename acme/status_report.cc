@@ -54,7 +54,8 @@ std::string status_report(const config::Acme& acme, std::time_t now) {
       if (!acme.renew_auto) {
         before = std::chrono::duration_cast<std::chrono::seconds>(acme.renew_before);
       }
-      auto due = renewal_time(Clock::from_time_t(not_before), Clock::from_time_t(not_after), before);
+      auto due =
+          renewal_time(Clock::from_time_t(not_before), Clock::from_time_t(not_after), before);
       out << "  not_after:     " << rfc3339(not_after) << (not_after <= now ? " (expired)" : "")
           << "\n";
       out << "  next_renewal:  " << rfc3339(Clock::to_time_t(due))
@@ -64,8 +65,8 @@ std::string status_report(const config::Acme& acme, std::time_t now) {
     if (auto state = storage.read_state(name)) {
       auto json = nlohmann::json::parse(*state, nullptr, false);
       if (json.is_object() && json.value("last_error", "") != "") {
-        last_error = json.value("last_error", "") + " (retry at " +
-                     json.value("next_attempt", "?") + ")";
+        last_error =
+            json.value("last_error", "") + " (retry at " + json.value("next_attempt", "?") + ")";
       }
     }
     out << "  last_error:    " << last_error << "\n";

@@ -8,8 +8,8 @@ namespace fd::acme {
 
 // The on-disk state under tls.acme.storage, shared safely by several frontdoor replicas:
 //   <dir>/                                   0700
-//   <dir>/accounts/<ca>/account.key          account key PEM, 0600 (<ca> = directory host_port_path, sanitized)
-//   <dir>/accounts/<ca>/account.json         {"url": ...}
+//   <dir>/accounts/<ca>/account.key          account key PEM, 0600 (<ca> = directory
+//   host_port_path, sanitized) <dir>/accounts/<ca>/account.json         {"url": ...}
 //   <dir>/certificates/<ca>/<name>/chain.pem certificate chain PEM (leaf first)
 //   <dir>/certificates/<ca>/<name>/key.pem   its key, 0600
 //   <dir>/certificates/<ca>/<name>/state.json the last attempt: {"last_error","next_attempt"}

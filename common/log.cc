@@ -29,7 +29,9 @@ const char* level_name(Level level) {
 
 }  // namespace
 
-void set_level(Level level) { g_level.store(static_cast<int>(level), std::memory_order_relaxed); }
+void set_level(Level level) {
+  g_level.store(static_cast<int>(level), std::memory_order_relaxed);
+}
 
 bool parse_level(std::string_view text, Level* out) {
   for (Level l : {Level::debug, Level::info, Level::warn, Level::error}) {

@@ -15,9 +15,9 @@ struct AccessRecord {
   uint64_t bytes_in = 0;   // request body bytes received from the client
   uint64_t bytes_out = 0;  // response body bytes sent to the client
   double duration_ms = 0;
-  std::string upstream;    // "ip:port" of the server that answered, "" if none
+  std::string upstream;  // "ip:port" of the server that answered, "" if none
   std::string request_id;
-  std::string error;       // why the proxy answered or cut the exchange, "" if it did not
+  std::string error;  // why the proxy answered or cut the exchange, "" if it did not
 };
 
 // Writes |r| as one JSON line {"ts","level":"info","msg":"access",...} to stdout. Any thread.

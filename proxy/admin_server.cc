@@ -83,11 +83,11 @@ class AdminServer::Connection : public Deferrable,
     }
     answered_ = true;
     bool head = parser_.head_complete() && parser_.request().method == "HEAD";
-    std::string text = "HTTP/1.1 " + std::to_string(status) + " " +
-                       (status == 200 ? "OK" : reason_phrase(status)) +
-                       "\r\nContent-Type: " + type + "\r\nContent-Length: " +
-                       std::to_string(body.size()) + "\r\nCache-Control: no-store" +
-                       "\r\nConnection: close\r\n\r\n" + (head ? std::string() : body);
+    std::string text =
+        "HTTP/1.1 " + std::to_string(status) + " " +
+        (status == 200 ? "OK" : reason_phrase(status)) + "\r\nContent-Type: " + type +
+        "\r\nContent-Length: " + std::to_string(body.size()) + "\r\nCache-Control: no-store" +
+        "\r\nConnection: close\r\n\r\n" + (head ? std::string() : body);
     evbuffer_add(transport_->output(), text.data(), text.size());
   }
 
@@ -125,9 +125,8 @@ Result<void> AdminServer::listen(const config::Admin& admin) {
   if (!fd) {
     return fd.error();
   }
-  listener_ = std::make_unique<Listener>(loop_, *fd, [this](int cfd, const sockaddr*) {
-    accept(cfd);
-  });
+  listener_ =
+      std::make_unique<Listener>(loop_, *fd, [this](int cfd, const sockaddr*) { accept(cfd); });
   if (!listener_->ok()) {
     return make_error(Errc::bind, "cannot listen on admin address " + admin.address);
   }

@@ -11,20 +11,20 @@ namespace fd::proxy {
 // atomics the workers and the health checker update. Rendering it is pure (admin_render.h).
 
 struct ServerView {
-  std::string upstream;  // upstream (group) name
-  std::string address;   // "ip:port"
-  std::string name;      // as configured ("app:8000"), which may differ from |address|
-  bool up = true;        // would receive requests now (active and passive state together)
-  std::string health;    // "up", "down" or "unknown" (no check result yet)
-  bool passive_down = false;       // taken out by passive failure detection right now
-  bool checked = false;            // has an active check result
-  std::string last_check_time;     // RFC 3339, "" if none
-  std::string last_check_result;   // "pass", or "fail: <reason>", "" if none
+  std::string upstream;           // upstream (group) name
+  std::string address;            // "ip:port"
+  std::string name;               // as configured ("app:8000"), which may differ from |address|
+  bool up = true;                 // would receive requests now (active and passive state together)
+  std::string health;             // "up", "down" or "unknown" (no check result yet)
+  bool passive_down = false;      // taken out by passive failure detection right now
+  bool checked = false;           // has an active check result
+  std::string last_check_time;    // RFC 3339, "" if none
+  std::string last_check_result;  // "pass", or "fail: <reason>", "" if none
   uint32_t consecutive_passes = 0;
   uint32_t consecutive_failures = 0;
-  int64_t active = 0;              // requests in flight
+  int64_t active = 0;  // requests in flight
   uint64_t requests = 0;
-  uint64_t failures = 0;           // connect errors, resets and timeouts before a response
+  uint64_t failures = 0;  // connect errors, resets and timeouts before a response
   std::vector<std::pair<int, uint64_t>> responses_by_code;  // status -> count, non-zero only
 };
 

@@ -22,9 +22,9 @@ class RoundRobin {
 
 // What a balancer knows about one server at the moment of a pick.
 struct Candidate {
-  int weight = 1;          // >= 1
-  int64_t active = 0;      // requests in flight to it
-  bool eligible = true;    // available (health) and not yet tried by this request
+  int weight = 1;        // >= 1
+  int64_t active = 0;    // requests in flight to it
+  bool eligible = true;  // available (health) and not yet tried by this request
 };
 
 // The pickers are pure functions of their inputs: no sockets, no clock. Each returns the index

@@ -10,8 +10,8 @@ namespace fd::proxy {
 struct CommandLine {
   enum class Mode { run, check, version, quick, help, acme_status };
   Mode mode = Mode::run;
-  std::string config_path;           // -c/--config, or FRONTDOOR_CONFIG
-  std::string quick_from;            // proxy --from ADDR
+  std::string config_path;            // -c/--config, or FRONTDOOR_CONFIG
+  std::string quick_from;             // proxy --from ADDR
   std::vector<std::string> quick_to;  // proxy --to HOST:PORT,...
 };
 

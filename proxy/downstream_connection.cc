@@ -93,8 +93,8 @@ void DownstreamConnection::process_input() {
       after_exchange();
       continue;
     }
-    if (phase_ == Phase::closing || phase_ == Phase::lingering || request_done_ ||
-        body_paused_ || evbuffer_get_length(in) == 0) {
+    if (phase_ == Phase::closing || phase_ == Phase::lingering || request_done_ || body_paused_ ||
+        evbuffer_get_length(in) == 0) {
       break;
     }
     if (phase_ == Phase::idle) {
@@ -110,8 +110,8 @@ void DownstreamConnection::process_input() {
     if (out.status != Http1Parser::Status::error) {
       continue;
     }
-    log::info("bad request", {{"client", client_.ip}, {"status", out.http_status},
-                              {"reason", out.reason}});
+    log::info("bad request",
+              {{"client", client_.ip}, {"status", out.http_status}, {"reason", out.reason}});
     if (exchange_) {
       // The head was fine but the body framing is not: the response cannot be trusted.
       keep_alive_ = false;
@@ -140,8 +140,8 @@ bool DownstreamConnection::on_head() {
     uint16_t port = snapshot_->https_port();
     std::string location = "https://" + host + (port != 443 ? ":" + std::to_string(port) : "") +
                            std::string(request_path(req.target));
-    respond_direct(308, "redirecting to " + location + "\n",
-                   "Location: " + location + "\r\n", req.has_body());
+    respond_direct(308, "redirecting to " + location + "\n", "Location: " + location + "\r\n",
+                   req.has_body());
     return false;
   }
   exchange_ = std::make_unique<Exchange>(*this, worker_, snapshot_, std::move(req));
@@ -231,7 +231,9 @@ void DownstreamConnection::pause_request_body(bool paused) {
   }
 }
 
-void DownstreamConnection::reset() { keep_alive_ = false; }
+void DownstreamConnection::reset() {
+  keep_alive_ = false;
+}
 
 void DownstreamConnection::on_exchange_done() {
   exchange_done_ = true;
@@ -316,7 +318,8 @@ void DownstreamConnection::on_drained() {
 }
 
 void DownstreamConnection::on_closed(bool eof, bool timeout, const std::string& reason) {
-  bool quiet = phase_ == Phase::lingering || (eof && phase_ == Phase::head && !parser_.in_message());
+  bool quiet =
+      phase_ == Phase::lingering || (eof && phase_ == Phase::head && !parser_.in_message());
   if (!quiet && log::enabled(log::Level::debug)) {
     log::debug("client connection closed",
                {{"client", client_.ip}, {"eof", eof}, {"timeout", timeout}, {"reason", reason}});

@@ -28,9 +28,13 @@ EventLoop::~EventLoop() {
   event_base_free(base_);
 }
 
-void EventLoop::run() { event_base_loop(base_, EVLOOP_NO_EXIT_ON_EMPTY); }
+void EventLoop::run() {
+  event_base_loop(base_, EVLOOP_NO_EXIT_ON_EMPTY);
+}
 
-void EventLoop::exit() { event_base_loopbreak(base_); }
+void EventLoop::exit() {
+  event_base_loopbreak(base_);
+}
 
 void EventLoop::post(std::function<void()> fn) {
   {
@@ -70,7 +74,9 @@ void EventLoop::on_deferred(evutil_socket_t, short, void* arg) {
 Timer::Timer(EventLoop& loop, std::function<void()> cb)
     : cb_(std::move(cb)), ev_(evtimer_new(loop.base(), &Timer::on_fire, this)) {}
 
-Timer::~Timer() { event_free(ev_); }
+Timer::~Timer() {
+  event_free(ev_);
+}
 
 void Timer::arm(std::chrono::milliseconds after) {
   timeval tv{};
@@ -79,10 +85,16 @@ void Timer::arm(std::chrono::milliseconds after) {
   evtimer_add(ev_, &tv);
 }
 
-void Timer::cancel() { evtimer_del(ev_); }
+void Timer::cancel() {
+  evtimer_del(ev_);
+}
 
-bool Timer::armed() const { return evtimer_pending(ev_, nullptr) != 0; }
+bool Timer::armed() const {
+  return evtimer_pending(ev_, nullptr) != 0;
+}
 
-void Timer::on_fire(evutil_socket_t, short, void* arg) { static_cast<Timer*>(arg)->cb_(); }
+void Timer::on_fire(evutil_socket_t, short, void* arg) {
+  static_cast<Timer*>(arg)->cb_();
+}
 
 }  // namespace fd::proxy

@@ -39,7 +39,7 @@ Exchange::~Exchange() {
 void Exchange::start() {
   const std::string* client_id = request_.find("x-request-id");
   request_id_ = client_id != nullptr && is_valid_request_id(*client_id) ? *client_id
-                                                                          : worker_.next_request_id();
+                                                                        : worker_.next_request_id();
   const config::Config& cfg = snapshot_->config();
   if (cfg.limits.max_body_bytes > 0 && request_.content_length > 0 &&
       static_cast<uint64_t>(request_.content_length) > cfg.limits.max_body_bytes) {
@@ -55,8 +55,8 @@ void Exchange::start() {
   group_index_ = *group;
   group_ = &snapshot_->group(group_index_);
   if (!choose_server()) {
-    log::warn("no upstream server available", {{"upstream", group_->settings->name},
-                                               {"request_id", request_id_}});
+    log::warn("no upstream server available",
+              {{"upstream", group_->settings->name}, {"request_id", request_id_}});
     respond_local(503, "no healthy upstream server");
     return;
   }
@@ -229,9 +229,8 @@ void Exchange::on_upstream_complete() {
 void Exchange::on_upstream_failure(UpstreamFailure failure, const std::string& reason) {
   error_ = reason;
   if (response_head_sent_) {
-    log::warn("upstream failed mid-response", {{"upstream", server_->address},
-                                               {"reason", reason},
-                                               {"request_id", request_id_}});
+    log::warn("upstream failed mid-response",
+              {{"upstream", server_->address}, {"reason", reason}, {"request_id", request_id_}});
     status_ = status_ == 0 ? 502 : status_;
     stream_.reset();
     finish();
@@ -252,9 +251,8 @@ void Exchange::on_upstream_failure(UpstreamFailure failure, const std::string& r
   // Connect errors, resets and timeouts before any response byte count against the server; a
   // response that does not parse is the server answering badly, not being unreachable.
   bool unreachable = failure != UpstreamFailure::protocol;
-  log::warn("upstream attempt failed", {{"upstream", server_->address},
-                                        {"reason", reason},
-                                        {"request_id", request_id_}});
+  log::warn("upstream attempt failed",
+            {{"upstream", server_->address}, {"reason", reason}, {"request_id", request_id_}});
   if (unreachable && server_->record_failure(steady_now_ms(), *group_->settings)) {
     log::warn("upstream server taken out after failures",
               {{"upstream", group_->settings->name},
@@ -362,8 +360,9 @@ void Exchange::write_access_log() {
   r.status = status_;
   r.bytes_in = bytes_in_;
   r.bytes_out = bytes_out_;
-  r.duration_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() -
-                                                            started_).count();
+  r.duration_ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started_)
+          .count();
   r.upstream = server_ ? server_->address : std::string();
   r.request_id = request_id_;
   r.error = error_;

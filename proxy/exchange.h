@@ -20,10 +20,10 @@ class Worker;
 class Exchange : public Deferrable, private UpstreamConnection::Listener {
  public:
   enum class State {
-    routing,        // head received, nothing sent upstream yet
-    connecting,     // waiting for an upstream connection
-    forwarding,     // request going upstream, waiting for or relaying the response
-    done,           // response complete or reset; only waits to be deleted
+    routing,     // head received, nothing sent upstream yet
+    connecting,  // waiting for an upstream connection
+    forwarding,  // request going upstream, waiting for or relaying the response
+    done,        // response complete or reset; only waits to be deleted
   };
 
   // |request| is the parsed head; |snapshot| is the configuration this request runs under.

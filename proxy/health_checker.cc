@@ -117,7 +117,9 @@ class HealthChecker::Session {
  public:
   Session(EventLoop& loop, std::shared_ptr<UpstreamServer> server, const config::Upstream& settings,
           std::chrono::milliseconds first_delay)
-      : loop_(loop), server_(std::move(server)), settings_(settings),
+      : loop_(loop),
+        server_(std::move(server)),
+        settings_(settings),
         next_(loop, [this] { probe(); }) {
     next_.arm(first_delay);
   }
@@ -132,10 +134,9 @@ class HealthChecker::Session {
  private:
   void probe() {
     const config::HealthCheck& check = settings_.health_check;
-    probe_ = std::make_unique<Probe>(loop_, *server_, check,
-                                     [this](bool pass, const std::string& detail) {
-                                       record(pass, detail);
-                                     });
+    probe_ = std::make_unique<Probe>(
+        loop_, *server_, check,
+        [this](bool pass, const std::string& detail) { record(pass, detail); });
     probe_->start();
   }
 

@@ -3,7 +3,9 @@
 namespace fd::proxy {
 namespace {
 
-Http1Parser* self_of(llhttp_t* p) { return static_cast<Http1Parser*>(p->data); }
+Http1Parser* self_of(llhttp_t* p) {
+  return static_cast<Http1Parser*>(p->data);
+}
 
 void trim_trailing_ws(std::string* s) {
   while (!s->empty() && (s->back() == ' ' || s->back() == '\t')) {
@@ -52,7 +54,9 @@ bool Http1Parser::finish() {
   return err == HPE_OK || err == HPE_PAUSED;
 }
 
-bool Http1Parser::needs_eof() const { return llhttp_message_needs_eof(&parser_) != 0; }
+bool Http1Parser::needs_eof() const {
+  return llhttp_message_needs_eof(&parser_) != 0;
+}
 
 void Http1Parser::next_message() {
   llhttp_errno_t err = llhttp_get_errno(&parser_);
@@ -126,8 +130,8 @@ int Http1Parser::on_header_value(llhttp_t* p, const char* at, size_t len) {
     return HPE_USER;
   }
   if (self->value_started_) {
-    bool contiguous = at == self->value_end_ ||
-                      (self->value_end_ == nullptr && at == self->exec_begin_);
+    bool contiguous =
+        at == self->value_end_ || (self->value_end_ == nullptr && at == self->exec_begin_);
     if (!contiguous) {
       llhttp_set_error_reason(p, "obsolete line folding in header value");
       return HPE_USER;
@@ -147,8 +151,7 @@ int Http1Parser::on_header_value_complete(llhttp_t* p) {
     return HPE_USER;
   }
   trim_trailing_ws(&self->value_);
-  auto& headers =
-      self->kind_ == Kind::request ? self->request_.headers : self->response_.headers;
+  auto& headers = self->kind_ == Kind::request ? self->request_.headers : self->response_.headers;
   headers.push_back(Header{std::move(self->field_), std::move(self->value_)});
   self->field_.clear();
   self->value_.clear();
@@ -161,7 +164,8 @@ int Http1Parser::on_headers_complete(llhttp_t* p) {
   Http1Parser* self = self_of(p);
   self->head_complete_ = true;
   bool chunked = (p->flags & F_CHUNKED) != 0;
-  int64_t length = (p->flags & F_CONTENT_LENGTH) != 0 ? static_cast<int64_t>(p->content_length) : -1;
+  int64_t length =
+      (p->flags & F_CONTENT_LENGTH) != 0 ? static_cast<int64_t>(p->content_length) : -1;
   bool keep_alive = llhttp_should_keep_alive(p) != 0;
   if (self->kind_ == Kind::request) {
     RequestHead& r = self->request_;

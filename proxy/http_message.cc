@@ -3,7 +3,9 @@
 namespace fd::proxy {
 namespace {
 
-char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
+char lower(char c) {
+  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c;
+}
 
 const std::string* find_header(const std::vector<Header>& headers, std::string_view name) {
   for (const auto& h : headers) {

@@ -27,8 +27,8 @@ Result<int> open_listen_socket(const config::HostPort& endpoint, const std::stri
   const char* host = endpoint.host.empty() ? "0.0.0.0" : endpoint.host.c_str();
   int rc = getaddrinfo(host, port.c_str(), &hints, &res);
   if (rc != 0) {
-    return make_error(Errc::resolve, "cannot resolve listen address " + address + ": " +
-                                         gai_strerror(rc));
+    return make_error(Errc::resolve,
+                      "cannot resolve listen address " + address + ": " + gai_strerror(rc));
   }
   int fd = ::socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) {
@@ -55,7 +55,6 @@ Result<int> open_listen_socket(const config::HostPort& endpoint, const std::stri
   }
   return fd;
 }
-
 
 Listener::Listener(EventLoop& loop, int fd, AcceptFn on_accept)
     : on_accept_(std::move(on_accept)),

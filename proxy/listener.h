@@ -7,7 +7,6 @@
 
 #include "common/result.h"
 #include "config/config.h"
-
 #include "proxy/event_loop.h"
 
 namespace fd::proxy {

@@ -5,8 +5,8 @@
 #include <signal.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <ctime>
 #include <thread>
@@ -26,8 +26,8 @@ void merge_acme_status(const std::vector<acme::NameStatus>& names,
   for (const auto& n : names) {
     CertificateView* view = nullptr;
     for (auto& c : *certificates) {
-      bool match = c.source == "acme" && std::find(c.names.begin(), c.names.end(), n.name) !=
-                                             c.names.end();
+      bool match =
+          c.source == "acme" && std::find(c.names.begin(), c.names.end(), n.name) != c.names.end();
       view = match ? &c : view;
     }
     if (view == nullptr) {
@@ -52,10 +52,9 @@ Server::Server(std::shared_ptr<const config::Config> config)
     : config_(std::move(config)),
       started_at_(log::timestamp_now()),
       checker_(loop_),
-      registry_(loop_, *config_,
-                [this](size_t group, const ServerListPtr& servers) {
-                  publish_servers(group, servers);
-                }),
+      registry_(
+          loop_, *config_,
+          [this](size_t group, const ServerListPtr& servers) { publish_servers(group, servers); }),
       admin_(loop_, [this] { return admin_view(); }),
       poll_timer_(loop_, [this] { check_workers(); }),
       deadline_timer_(loop_, [this] {
@@ -143,9 +142,9 @@ int Server::run() {
   sigset_t previous;
   pthread_sigmask(SIG_BLOCK, &handled, &previous);
   for (unsigned w = 0; w < workers; ++w) {
-    workers_.push_back(
-        std::make_unique<Worker>(w, snapshot_, std::move(sockets[w]), initial, tls_,
-                                 config_->tls.acme_enabled ? &challenges_ : nullptr, stats_));
+    workers_.push_back(std::make_unique<Worker>(w, snapshot_, std::move(sockets[w]), initial, tls_,
+                                                config_->tls.acme_enabled ? &challenges_ : nullptr,
+                                                stats_));
     workers_.back()->start();
   }
   for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGUSR1}) {
@@ -156,9 +155,8 @@ int Server::run() {
   pthread_sigmask(SIG_SETMASK, &previous, nullptr);
 
   for (const auto& l : config_->listeners) {
-    log::info("listening", {{"address", l.address},
-                            {"tls", l.tls},
-                            {"redirect_https", l.redirect_https}});
+    log::info("listening",
+              {{"address", l.address}, {"tls", l.tls}, {"redirect_https", l.redirect_https}});
   }
   log::info("ready", {{"workers", workers}, {"config", config_->source}});
   loop_.run();
@@ -262,8 +260,9 @@ void Server::on_signal(evutil_socket_t sig, short, void* arg) {
       self->begin_shutdown("SIGINT");
       return;
     case SIGHUP:
-      log::warn("SIGHUP received: configuration reload is not implemented yet; "
-                "the running configuration stays in place");
+      log::warn(
+          "SIGHUP received: configuration reload is not implemented yet; "
+          "the running configuration stays in place");
       return;
     default:
       return;
@@ -275,8 +274,8 @@ void Server::begin_shutdown(const char* signal_name) {
     return;
   }
   shutting_down_ = true;
-  log::info("shutting down", {{"signal", signal_name},
-                              {"timeout_ms", config_->shutdown_timeout.count()}});
+  log::info("shutting down",
+            {{"signal", signal_name}, {"timeout_ms", config_->shutdown_timeout.count()}});
   for (auto& w : workers_) {
     w->request_drain();
   }

@@ -35,7 +35,8 @@ std::string lowercase(std::string_view s) {
 // DNS names a certificate is valid for: its DNS SANs, or its CN when it has none.
 std::vector<std::string> certificate_names(X509* cert) {
   std::vector<std::string> names;
-  auto* sans = static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
+  auto* sans =
+      static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
   if (sans != nullptr) {
     for (int i = 0; i < sk_GENERAL_NAME_num(sans); ++i) {
       const GENERAL_NAME* gn = sk_GENERAL_NAME_value(sans, i);
@@ -176,7 +177,8 @@ Result<std::shared_ptr<const TlsContextSet>> TlsContextSet::build(
       }
       if (auto rc = load_pem(*ctx, cert->chain_pem, cert->key_pem); !rc) {
         SSL_CTX_free(*ctx);
-        log::error("managed certificate unusable", {{"name", name}, {"reason", rc.error().message}});
+        log::error("managed certificate unusable",
+                   {{"name", name}, {"reason", rc.error().message}});
         continue;
       }
       set->add_entry(*ctx, "acme");

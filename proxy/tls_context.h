@@ -27,9 +27,9 @@ class TlsContextSet {
  public:
   // |managed| (may be null) holds the ACME certificates so far; |challenges| (may be null)
   // answers tls-alpn-01. Main thread. Fails only on unusable static files.
-  static Result<std::shared_ptr<const TlsContextSet>> build(
-      const config::Tls& tls, const acme::CertificateMap* managed,
-      const acme::ChallengeStore* challenges);
+  static Result<std::shared_ptr<const TlsContextSet>> build(const config::Tls& tls,
+                                                            const acme::CertificateMap* managed,
+                                                            const acme::ChallengeStore* challenges);
   ~TlsContextSet();
   TlsContextSet(const TlsContextSet&) = delete;
   TlsContextSet& operator=(const TlsContextSet&) = delete;

@@ -31,7 +31,9 @@ std::unique_ptr<Transport> Transport::accept_tls(EventLoop& loop, int fd, ssl_st
   return t;
 }
 
-void Transport::free_ssl(ssl_st* ssl) { SSL_free(ssl); }
+void Transport::free_ssl(ssl_st* ssl) {
+  SSL_free(ssl);
+}
 
 void Transport::shutdown_tls() {
   if (ssl_ == nullptr || closed_ || tls_shutdown_sent_) {

@@ -86,7 +86,9 @@ void Transport::enable_read(bool on) {
   }
 }
 
-bool Transport::reading() const { return (bufferevent_get_enabled(bev_) & EV_READ) != 0; }
+bool Transport::reading() const {
+  return (bufferevent_get_enabled(bev_) & EV_READ) != 0;
+}
 
 void Transport::set_watermarks(size_t max_input, size_t write_low) {
   bufferevent_setwatermark(bev_, EV_READ, 0, max_input);
@@ -96,8 +98,7 @@ void Transport::set_watermarks(size_t max_input, size_t write_low) {
 void Transport::set_timeouts(std::chrono::milliseconds read, std::chrono::milliseconds write) {
   timeval r = to_timeval(read);
   timeval w = to_timeval(write);
-  bufferevent_set_timeouts(bev_, read.count() > 0 ? &r : nullptr,
-                           write.count() > 0 ? &w : nullptr);
+  bufferevent_set_timeouts(bev_, read.count() > 0 ? &r : nullptr, write.count() > 0 ? &w : nullptr);
 }
 
 void Transport::shutdown_write() {

@@ -4,7 +4,9 @@
 
 namespace fd::proxy {
 
-UpstreamPool::~UpstreamPool() { clear(); }
+UpstreamPool::~UpstreamPool() {
+  clear();
+}
 
 std::unique_ptr<UpstreamConnection> UpstreamPool::take(const UpstreamServer& server) {
   auto it = idle_.find(&server);

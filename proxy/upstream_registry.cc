@@ -7,8 +7,7 @@
 
 namespace fd::proxy {
 
-UpstreamRegistry::UpstreamRegistry(EventLoop& loop, const config::Config& config,
-                                   Publish publish)
+UpstreamRegistry::UpstreamRegistry(EventLoop& loop, const config::Config& config, Publish publish)
     : loop_(loop), publish_(std::move(publish)) {
   for (const auto& up : config.upstreams) {
     auto g = std::make_unique<Group>();
@@ -56,8 +55,8 @@ bool UpstreamRegistry::refresh(size_t index) {
     std::string error = addresses ? std::string() : addresses.error().message;
     if (error != g.resolve_errors[si]) {
       if (error.empty()) {
-        log::info("upstream server resolves again", {{"upstream", g.settings->name},
-                                                     {"server", spec.address}});
+        log::info("upstream server resolves again",
+                  {{"upstream", g.settings->name}, {"server", spec.address}});
       } else {
         log::warn("cannot resolve upstream server; retrying",
                   {{"upstream", g.settings->name}, {"server", spec.address}, {"reason", error}});

@@ -98,8 +98,8 @@ std::shared_ptr<UpstreamServer> Worker::pick_server(
   for (size_t i = 0; i < list.size(); ++i) {
     const UpstreamServer& s = *list[i];
     bool untried = std::find(tried.begin(), tried.end(), &s) == tried.end();
-    candidates_[i] = Candidate{s.weight, s.active.load(std::memory_order_relaxed),
-                               untried && s.available(now)};
+    candidates_[i] =
+        Candidate{s.weight, s.active.load(std::memory_order_relaxed), untried && s.available(now)};
     equal_weights = equal_weights && s.weight == list[0]->weight;
   }
   UpstreamGroup& g = snapshot_->group(group);
@@ -197,7 +197,9 @@ void Worker::drain() {
   maybe_exit();
 }
 
-void Worker::stop() { loop_.exit(); }
+void Worker::stop() {
+  loop_.exit();
+}
 
 void Worker::maybe_exit() {
   if (draining_ && conns_.empty()) {

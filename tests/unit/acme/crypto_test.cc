@@ -102,7 +102,7 @@ TEST(Base64UrlTest, Rfc7515AppendixC) {
 
 TEST(Base64UrlTest, Rfc4648VectorsWithoutPadding) {
   const std::pair<const char*, const char*> vectors[] = {
-      {"f", "Zg"},       {"fo", "Zm8"},       {"foo", "Zm9v"},
+      {"f", "Zg"},        {"fo", "Zm8"},        {"foo", "Zm9v"},
       {"foob", "Zm9vYg"}, {"fooba", "Zm9vYmE"}, {"foobar", "Zm9vYmFy"},
   };
   for (const auto& [plain, encoded] : vectors) {
@@ -166,20 +166,20 @@ TEST(Base64UrlTest, RoundTripsLargeInput) {
 
 TEST(Base64UrlTest, RejectsInvalidInput) {
   const std::string invalid[] = {
-      "Zg==",          // padding
-      "Zg=",           // padding
-      "Zm9v=",         // padding
-      "Zm9v+w",        // standard alphabet
-      "Zm9v/w",        // standard alphabet
-      "Z",             // impossible length
-      "Zm9vY",         // impossible length
-      "Zm 9v",         // space
-      "Zm9v\n",        // newline
-      "Zh",            // non-canonical: the unused low bits are set
-      "Zm9",           // idem
-      "Zm\xc3\xa9v",   // non-ASCII
+      "Zg==",         // padding
+      "Zg=",          // padding
+      "Zm9v=",        // padding
+      "Zm9v+w",       // standard alphabet
+      "Zm9v/w",       // standard alphabet
+      "Z",            // impossible length
+      "Zm9vY",        // impossible length
+      "Zm 9v",        // space
+      "Zm9v\n",       // newline
+      "Zh",           // non-canonical: the unused low bits are set
+      "Zm9",          // idem
+      "Zm\xc3\xa9v",  // non-ASCII
       std::string("Zm\0v", 4),
-      "Zm9v.Zm9v",     // a JWS, not one segment
+      "Zm9v.Zm9v",  // a JWS, not one segment
   };
   for (const std::string& text : invalid) {
     auto decoded = base64url_decode(text);
@@ -239,8 +239,8 @@ TEST(EcKeyTest, FromPemRejectsOtherKeysAndGarbage) {
 
   ossl::BioPtr encrypted(BIO_new(BIO_s_mem()));
   char passphrase[] = "secret";
-  ASSERT_EQ(PEM_write_bio_PKCS8PrivateKey(encrypted.get(), ec.get(), EVP_aes_256_cbc(),
-                                          passphrase, 6, nullptr, nullptr),
+  ASSERT_EQ(PEM_write_bio_PKCS8PrivateKey(encrypted.get(), ec.get(), EVP_aes_256_cbc(), passphrase,
+                                          6, nullptr, nullptr),
             1);
   char* encrypted_data = nullptr;
   long encrypted_size = BIO_get_mem_data(encrypted.get(), &encrypted_data);
@@ -258,8 +258,7 @@ TEST(EcKeyTest, FromPemRejectsOtherKeysAndGarbage) {
       {"certificate", test::pem_of(ca.cert.get())},
       {"empty", ""},
       {"garbage", "not a key\n"},
-      {"broken base64",
-       "-----BEGIN PRIVATE KEY-----\n!!!!\n-----END PRIVATE KEY-----\n"},
+      {"broken base64", "-----BEGIN PRIVATE KEY-----\n!!!!\n-----END PRIVATE KEY-----\n"},
   };
   for (const auto& [label, pem] : cases) {
     auto key = EcKey::from_pem(pem);
@@ -287,8 +286,8 @@ TEST(EcKeyTest, JwkHasExactlyTheEcMembers) {
   // x || y must be the uncompressed point OpenSSL reports, 0x04 || X || Y.
   unsigned char point[65];
   size_t length = 0;
-  ASSERT_EQ(EVP_PKEY_get_octet_string_param(key.get(), OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY,
-                                            point, sizeof point, &length),
+  ASSERT_EQ(EVP_PKEY_get_octet_string_param(key.get(), OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, point,
+                                            sizeof point, &length),
             1);
   ASSERT_EQ(length, 65u);
   EXPECT_EQ(point[0], 0x04);
@@ -326,7 +325,9 @@ TEST(EcKeyTest, ThumbprintIsRfc7638) {
   EXPECT_EQ(decode_b64url(key.thumbprint()).size(), 32u);
 }
 
-TEST(EcKeyTest, ThumbprintKnownVector) { EXPECT_EQ(rfc_key().thumbprint(), RFC7515_A3_THUMBPRINT); }
+TEST(EcKeyTest, ThumbprintKnownVector) {
+  EXPECT_EQ(rfc_key().thumbprint(), RFC7515_A3_THUMBPRINT);
+}
 
 // ----------------------------------------------------------------------------- JWS
 
@@ -410,14 +411,13 @@ TEST(JwsTest, TamperingBreaksTheSignature) {
   ParsedJws jws = parse_jws(*text);
   const std::string input = jws.protected64 + "." + jws.payload64;
   ASSERT_TRUE(test::verify_es256(key.get(), input, jws.signature));
-  EXPECT_FALSE(test::verify_es256(key.get(), jws.protected64 + "." + base64url("{ }"),
-                                  jws.signature));
+  EXPECT_FALSE(
+      test::verify_es256(key.get(), jws.protected64 + "." + base64url("{ }"), jws.signature));
   EXPECT_FALSE(test::verify_es256(key.get(), jws.protected64 + ".", jws.signature));
   auto other = sign_jws(key, "https://ca.test/acct/1", "n2", "https://ca.test/chall/1", "{}");
   ASSERT_TRUE(other);
-  EXPECT_FALSE(
-      test::verify_es256(key.get(), parse_jws(*other).protected64 + "." + jws.payload64,
-                         jws.signature));
+  EXPECT_FALSE(test::verify_es256(key.get(), parse_jws(*other).protected64 + "." + jws.payload64,
+                                  jws.signature));
   EXPECT_FALSE(test::verify_es256(fresh_key().get(), input, jws.signature));
 }
 
@@ -465,8 +465,7 @@ TEST(EabTest, Hs256OverTheAccountJwk) {
   ASSERT_TRUE(eab) << eab.error().message;
   EXPECT_EQ(keys_of(*eab), (std::set<std::string>{"payload", "protected", "signature"}));
   ParsedJws jws = parse_jws(eab->dump());
-  EXPECT_EQ(jws.header,
-            (nlohmann::json{{"alg", "HS256"}, {"kid", "kid-123"}, {"url", url}}));
+  EXPECT_EQ(jws.header, (nlohmann::json{{"alg", "HS256"}, {"kid", "kid-123"}, {"url", url}}));
   EXPECT_EQ(nlohmann::json::parse(jws.payload), account.jwk());
   EXPECT_EQ(jws.payload, account.jwk().dump());  // compact, like every other payload
   const std::string hmac_key = decode_b64url(RFC7515_A1_KEY);
@@ -578,8 +577,8 @@ TEST(TlsAlpnTest, CertificateFollowsRfc8737) {
   auto challenge = make_tls_alpn_certificate("www.example.com", key_auth);
   ASSERT_TRUE(challenge) << challenge.error().message;
 
-  ossl::BioPtr bio(BIO_new_mem_buf(challenge->cert_pem.data(),
-                                   static_cast<int>(challenge->cert_pem.size())));
+  ossl::BioPtr bio(
+      BIO_new_mem_buf(challenge->cert_pem.data(), static_cast<int>(challenge->cert_pem.size())));
   ossl::X509Ptr cert(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
   ASSERT_TRUE(cert);
   EXPECT_EQ(test::san_dns_names(cert.get()), (std::vector<std::string>{"www.example.com"}));
@@ -606,8 +605,7 @@ TEST(TlsAlpnTest, CertificateFollowsRfc8737) {
   ASN1_OCTET_STRING_free(inner);
 
   EXPECT_EQ(X509_verify(cert.get(), X509_get0_pubkey(cert.get())), 1);
-  EXPECT_EQ(X509_NAME_cmp(X509_get_subject_name(cert.get()), X509_get_issuer_name(cert.get())),
-            0);
+  EXPECT_EQ(X509_NAME_cmp(X509_get_subject_name(cert.get()), X509_get_issuer_name(cert.get())), 0);
   EXPECT_LT(X509_cmp_current_time(X509_get0_notBefore(cert.get())), 0);
   EXPECT_GT(X509_cmp_current_time(X509_get0_notAfter(cert.get())), 0);
 
@@ -633,11 +631,11 @@ TEST(TlsAlpnTest, RejectsBadInput) {
 
 // ----------------------------------------------------------------------------- inspect_chain
 
-constexpr std::time_t NOT_BEFORE = 1700000000;            // 2023-11-14T22:13:20Z
+constexpr std::time_t NOT_BEFORE = 1700000000;              // 2023-11-14T22:13:20Z
 constexpr std::time_t NOT_AFTER = NOT_BEFORE + 90 * 86400;  // 2024-02-12T22:13:20Z
 constexpr std::time_t DURING = NOT_BEFORE + 86400;
 
-class ChainTest : public ::testing::Test {
+class InspectChainTest : public ::testing::Test {
  protected:
   test::Issued root_ = test::make_test_ca("Test Root");
   test::Issued intermediate_ = test::make_test_ca("Test Intermediate", &root_);
@@ -650,7 +648,7 @@ class ChainTest : public ::testing::Test {
   std::string key() const { return test::pem_of(leaf_.key.get()); }
 };
 
-TEST_F(ChainTest, ReportsTheLeaf) {
+TEST_F(InspectChainTest, ReportsTheLeaf) {
   auto info = inspect_chain(chain(), key(), DURING);
   ASSERT_TRUE(info) << info.error().message;
   EXPECT_EQ(info->names, (std::vector<std::string>{"example.com", "www.example.com"}));
@@ -660,24 +658,24 @@ TEST_F(ChainTest, ReportsTheLeaf) {
   EXPECT_EQ(info->not_after, NOT_AFTER);
 }
 
-TEST_F(ChainTest, AcceptsLeafAloneAndFullChain) {
+TEST_F(InspectChainTest, AcceptsLeafAloneAndFullChain) {
   EXPECT_TRUE(inspect_chain(test::pem_of(leaf_.cert.get()), key(), DURING));
   auto full = inspect_chain(chain() + test::pem_of(root_.cert.get()), key(), DURING);
   ASSERT_TRUE(full) << full.error().message;
   EXPECT_EQ(full->names.size(), 2u);
 }
 
-TEST_F(ChainTest, BoundsOfTheValidity) {
+TEST_F(InspectChainTest, BoundsOfTheValidity) {
   EXPECT_TRUE(inspect_chain(chain(), key(), NOT_BEFORE));
   EXPECT_TRUE(inspect_chain(chain(), key(), NOT_AFTER));
   EXPECT_FALSE(inspect_chain(chain(), key(), NOT_AFTER + 1));
   EXPECT_FALSE(inspect_chain(chain(), key(), NOT_BEFORE - 1));
 }
 
-TEST_F(ChainTest, GeneralizedTimeAfter2049) {
+TEST_F(InspectChainTest, GeneralizedTimeAfter2049) {
   const std::time_t after_2050 = 2556143999;  // 2050-12-31T23:59:59Z, a GeneralizedTime
-  test::Issued leaf = test::make_test_leaf(intermediate_, {"late.example"}, "02", NOT_BEFORE,
-                                           after_2050);
+  test::Issued leaf =
+      test::make_test_leaf(intermediate_, {"late.example"}, "02", NOT_BEFORE, after_2050);
   auto info = inspect_chain(test::pem_of(leaf.cert.get()) + test::pem_of(intermediate_.cert.get()),
                             test::pem_of(leaf.key.get()), DURING);
   ASSERT_TRUE(info) << info.error().message;
@@ -685,14 +683,14 @@ TEST_F(ChainTest, GeneralizedTimeAfter2049) {
   EXPECT_EQ(info->serial_hex, "02");
 }
 
-TEST_F(ChainTest, WrongKey) {
+TEST_F(InspectChainTest, WrongKey) {
   EXPECT_FALSE(inspect_chain(chain(), test::pem_of(intermediate_.key.get()), DURING));
   EXPECT_FALSE(inspect_chain(chain(), fresh_key().to_pem(), DURING));
   EXPECT_FALSE(inspect_chain(chain(), "not a key", DURING));
   EXPECT_FALSE(inspect_chain(chain(), "", DURING));
 }
 
-TEST_F(ChainTest, LeafNotSignedByTheNextCertificate) {
+TEST_F(InspectChainTest, LeafNotSignedByTheNextCertificate) {
   // Same subject name as the real intermediate, different key.
   test::Issued impostor = test::make_test_ca("Test Intermediate", &root_);
   auto info = inspect_chain(test::pem_of(leaf_.cert.get()) + test::pem_of(impostor.cert.get()),
@@ -707,7 +705,7 @@ TEST_F(ChainTest, LeafNotSignedByTheNextCertificate) {
   EXPECT_FALSE(inspect_chain(chain() + test::pem_of(other_root.cert.get()), key(), DURING));
 }
 
-TEST_F(ChainTest, NamesAreOnlyTheDnsEntries) {
+TEST_F(InspectChainTest, NamesAreOnlyTheDnsEntries) {
   test::Issued leaf = test::make_test_leaf(
       intermediate_, {"a.example", "IP:192.0.2.1", "email:ops@a.example", "b.example"}, "04",
       NOT_BEFORE, NOT_AFTER);
@@ -717,10 +715,10 @@ TEST_F(ChainTest, NamesAreOnlyTheDnsEntries) {
   EXPECT_EQ(info->names, (std::vector<std::string>{"a.example", "b.example"}));
 }
 
-TEST_F(ChainTest, IssuerNameMustBeTheNextSubject) {
+TEST_F(InspectChainTest, IssuerNameMustBeTheNextSubject) {
   // Signed with the intermediate's key, but naming someone else as its issuer.
-  test::Issued leaf = test::make_test_leaf(intermediate_, {"x.example"}, "03", NOT_BEFORE,
-                                           NOT_AFTER);
+  test::Issued leaf =
+      test::make_test_leaf(intermediate_, {"x.example"}, "03", NOT_BEFORE, NOT_AFTER);
   X509_NAME* other = X509_NAME_new();
   X509_NAME_add_entry_by_txt(other, "CN", MBSTRING_ASC,
                              reinterpret_cast<const unsigned char*>("Someone Else"), -1, -1, 0);
@@ -732,7 +730,7 @@ TEST_F(ChainTest, IssuerNameMustBeTheNextSubject) {
                              test::pem_of(leaf.key.get()), DURING));
 }
 
-TEST_F(ChainTest, RejectsGarbage) {
+TEST_F(InspectChainTest, RejectsGarbage) {
   EXPECT_FALSE(inspect_chain("", key(), DURING));
   EXPECT_FALSE(inspect_chain("garbage", key(), DURING));
   EXPECT_FALSE(inspect_chain(key(), key(), DURING));

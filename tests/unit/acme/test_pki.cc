@@ -33,8 +33,8 @@ void add_extension(X509* cert, X509* issuer, int nid, const std::string& value) 
 void set_name(X509_NAME* name, const std::string& organization, const std::string& cn) {
   if (!organization.empty()) {
     X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC,
-                               reinterpret_cast<const unsigned char*>(organization.c_str()), -1,
-                               -1, 0);
+                               reinterpret_cast<const unsigned char*>(organization.c_str()), -1, -1,
+                               0);
   }
   if (!cn.empty()) {
     X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
@@ -80,8 +80,8 @@ Issued make_test_leaf(const Issued& issuer, const std::vector<std::string>& name
   if (!names.empty()) {
     std::string san;
     for (const std::string& name : names) {
-      san += (san.empty() ? "" : ",") +
-             (name.find(':') == std::string::npos ? "DNS:" + name : name);
+      san +=
+          (san.empty() ? "" : ",") + (name.find(':') == std::string::npos ? "DNS:" + name : name);
     }
     add_extension(cert, issuer.cert.get(), NID_subject_alt_name, san);
   }
@@ -178,11 +178,10 @@ bool verify_es256(EVP_PKEY* key, std::string_view input, std::string_view raw_si
   int der_length = i2d_ECDSA_SIG(sig, &der);
   ECDSA_SIG_free(sig);
   EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-  bool ok = der_length > 0 &&
-            EVP_DigestVerifyInit(ctx, nullptr, EVP_sha256(), nullptr, key) == 1 &&
-            EVP_DigestVerify(ctx, der, static_cast<size_t>(der_length),
-                             reinterpret_cast<const unsigned char*>(input.data()),
-                             input.size()) == 1;
+  bool ok =
+      der_length > 0 && EVP_DigestVerifyInit(ctx, nullptr, EVP_sha256(), nullptr, key) == 1 &&
+      EVP_DigestVerify(ctx, der, static_cast<size_t>(der_length),
+                       reinterpret_cast<const unsigned char*>(input.data()), input.size()) == 1;
   EVP_MD_CTX_free(ctx);
   OPENSSL_free(der);
   ERR_clear_error();
@@ -191,8 +190,8 @@ bool verify_es256(EVP_PKEY* key, std::string_view input, std::string_view raw_si
 
 std::vector<std::string> san_dns_names(X509* cert) {
   std::vector<std::string> names;
-  auto* gens = static_cast<GENERAL_NAMES*>(
-      X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
+  auto* gens =
+      static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
   for (int i = 0; gens != nullptr && i < sk_GENERAL_NAME_num(gens); ++i) {
     const GENERAL_NAME* gen = sk_GENERAL_NAME_value(gens, i);
     if (gen->type == GEN_DNS) {

@@ -27,8 +27,7 @@ Issued make_test_ca(const std::string& common_name, const Issued* issuer = nullp
 // by |issuer|, with serial |serial_hex| and the given validity. A name holding ':' is taken as
 // an OpenSSL SAN entry as is ("IP:192.0.2.1", "email:a@b.example").
 Issued make_test_leaf(const Issued& issuer, const std::vector<std::string>& names,
-                      const std::string& serial_hex, std::time_t not_before,
-                      std::time_t not_after);
+                      const std::string& serial_hex, std::time_t not_before, std::time_t not_after);
 
 std::string pem_of(X509* cert);
 // PKCS#8 PEM of a private key.
