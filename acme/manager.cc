@@ -166,6 +166,9 @@ Clock::time_point Manager::process(const std::string& name) {
   }
   log::info("acme order", {{"name", name}, {"renewal", st.current != nullptr}});
   auto cert = order(name);
+  if (!cert && stopping()) {
+    return now;  // abandoned for shutdown: not a failure of the CA, nothing to record
+  }
   Clock::time_point next = now;
   std::string error;
   {
