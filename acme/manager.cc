@@ -4,6 +4,7 @@
 #include "acme/http_client.h"
 #include "acme/storage.h"
 #include "common/log.h"
+#include "common/time_format.h"
 
 namespace fd::acme {
 namespace {
@@ -11,14 +12,6 @@ namespace {
 constexpr std::chrono::seconds HTTP_TIMEOUT{30};  // per request; shutdown aborts sooner
 // Even with nothing due, look again this often (storage written by another replica, clock).
 constexpr std::chrono::hours MAX_SLEEP{1};
-
-std::string rfc3339(std::time_t t) {
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 }  // namespace
 
@@ -124,9 +117,10 @@ bool Manager::load_stored(const std::string& name) {
     }
   }
   auto cert = std::make_shared<ManagedCertificate>(ManagedCertificate{name, *chain, *key, *info});
-  log::info(
-      "acme certificate loaded from storage",
-      {{"name", name}, {"serial", info->serial_hex}, {"not_after", rfc3339(info->not_after)}});
+  log::info("acme certificate loaded from storage",
+            {{"name", name},
+             {"serial", info->serial_hex},
+             {"not_after", format_rfc3339(info->not_after)}});
   publish(name, std::move(cert));
   return true;
 }
@@ -189,12 +183,12 @@ Clock::time_point Manager::process(const std::string& name) {
                 {{"name", name},
                  {"reason", error},
                  {"attempt", state.consecutive_failures},
-                 {"retry_at", rfc3339(Clock::to_time_t(next))}});
+                 {"retry_at", format_rfc3339(Clock::to_time_t(next))}});
     }
   }
   nlohmann::json state = {{"last_error", error},
-                          {"next_attempt", cert ? "" : rfc3339(Clock::to_time_t(next))},
-                          {"updated", rfc3339(std::time(nullptr))}};
+                          {"next_attempt", cert ? "" : format_rfc3339(Clock::to_time_t(next))},
+                          {"updated", format_rfc3339(std::time(nullptr))}};
   if (auto rc = session_->storage.write_state(name, state.dump() + "\n"); !rc) {
     log::warn("cannot store the acme state", {{"name", name}, {"reason", rc.error().message}});
   }
@@ -271,7 +265,7 @@ Result<std::shared_ptr<const ManagedCertificate>> Manager::order(const std::stri
   log::info("acme certificate issued", {{"name", name},
                                         {"serial", info->serial_hex},
                                         {"issuer", info->issuer},
-                                        {"not_after", rfc3339(info->not_after)}});
+                                        {"not_after", format_rfc3339(info->not_after)}});
   publish(name, cert);
   return std::shared_ptr<const ManagedCertificate>(cert);
 }

@@ -9,17 +9,10 @@
 #include "acme/renewal.h"
 #include "acme/storage.h"
 #include "common/ossl.h"
+#include "common/time_format.h"
 
 namespace fd::acme {
 namespace {
-
-std::string rfc3339(std::time_t t) {
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 // notBefore and notAfter of the first certificate in |pem|; false if it does not parse.
 bool leaf_validity(const std::string& pem, std::time_t* not_before, std::time_t* not_after) {
@@ -56,9 +49,9 @@ std::string status_report(const config::Acme& acme, std::time_t now) {
       }
       auto due =
           renewal_time(Clock::from_time_t(not_before), Clock::from_time_t(not_after), before);
-      out << "  not_after:     " << rfc3339(not_after) << (not_after <= now ? " (expired)" : "")
-          << "\n";
-      out << "  next_renewal:  " << rfc3339(Clock::to_time_t(due))
+      out << "  not_after:     " << format_rfc3339(not_after)
+          << (not_after <= now ? " (expired)" : "") << "\n";
+      out << "  next_renewal:  " << format_rfc3339(Clock::to_time_t(due))
           << (acme.renew_auto ? " (or the CA's ARI window when it offers one)" : "") << "\n";
     }
     std::string last_error = "-";

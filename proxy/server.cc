@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "common/log.h"
+#include "common/time_format.h"
 #include "proxy/version.h"
 
 namespace fd::proxy {
@@ -35,11 +36,7 @@ void merge_acme_status(const std::vector<acme::NameStatus>& names,
       view = &certificates->back();
     }
     if (n.next_renewal > 0) {
-      std::tm tm{};
-      gmtime_r(&n.next_renewal, &tm);
-      char buf[32];
-      std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-      view->next_renewal = buf;
+      view->next_renewal = format_rfc3339(n.next_renewal);
     }
     view->last_error = n.last_error;
     view->acme_failures = n.failures;

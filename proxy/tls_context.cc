@@ -10,6 +10,7 @@
 
 #include "common/log.h"
 #include "common/ossl.h"
+#include "common/time_format.h"
 
 namespace fd::proxy {
 namespace {
@@ -65,15 +66,10 @@ std::string issuer_of(X509* cert) {
   return std::string(data, static_cast<size_t>(len));
 }
 
-// RFC 3339 UTC form of an ASN1_TIME.
-std::string rfc3339(const ASN1_TIME* t) {
+// Seconds since the epoch of an ASN1_TIME; 0 if it does not convert.
+std::time_t to_time_t(const ASN1_TIME* t) {
   std::tm tm{};
-  if (ASN1_TIME_to_tm(t, &tm) != 1) {
-    return {};
-  }
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
+  return ASN1_TIME_to_tm(t, &tm) == 1 ? timegm(&tm) : 0;
 }
 
 // Reads a PEM chain (leaf first) and key from memory into |ctx|.
@@ -200,11 +196,8 @@ void TlsContextSet::add_entry(ssl_ctx_st* ctx, const std::string& source) {
   Entry entry{ctx, certificate_names(leaf), {}};
   entry.view.names = entry.names;
   entry.view.issuer = issuer_of(leaf);
-  entry.view.not_after = rfc3339(X509_get0_notAfter(leaf));
-  std::tm tm{};
-  if (ASN1_TIME_to_tm(X509_get0_notAfter(leaf), &tm) == 1) {
-    entry.view.not_after_unix = timegm(&tm);
-  }
+  entry.view.not_after_unix = to_time_t(X509_get0_notAfter(leaf));
+  entry.view.not_after = format_rfc3339(entry.view.not_after_unix);
   entry.view.source = source;
   size_t index = entries_.size();
   for (const auto& name : entry.names) {
