@@ -282,8 +282,12 @@ Clock::time_point Manager::renewal_due(const ManagedCertificate& cert) {
     auto id = Client::renewal_id(cert.chain_pem);
     auto window = id ? s.client->renewal_info(*id) : Result<RenewalInfo>(id.error());
     if (window) {
-      Clock::time_point pick = pick_in_window(window->start, window->end, &rng_);
-      return std::min(pick, Clock::now() + window->retry_after);
+      AriPick& cached = ari_picks_[cert.name];
+      if (cached.start != window->start || cached.end != window->end) {
+        cached = AriPick{window->start, window->end,
+                         pick_in_window(window->start, window->end, &rng_)};
+      }
+      return std::min(cached.pick, Clock::now() + window->retry_after);
     }
     log::warn("acme renewalInfo unavailable; using the lifetime rule",
               {{"name", cert.name}, {"reason", window.error().message}});

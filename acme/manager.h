@@ -58,6 +58,14 @@ class Manager {
     std::string last_error;
   };
 
+  // The time picked in a CA's ARI window: kept while the window stays the same, so re-fetching
+  // (as Retry-After asks) does not re-draw and skew renewals towards the window's end.
+  struct AriPick {
+    Clock::time_point start;
+    Clock::time_point end;
+    Clock::time_point pick;
+  };
+
   struct Session;
 
   void run();
@@ -68,6 +76,8 @@ class Manager {
   void publish(const std::string& name, std::shared_ptr<const ManagedCertificate> cert);
   Result<std::shared_ptr<const ManagedCertificate>> order(const std::string& name);
   Clock::time_point renewal_due(const ManagedCertificate& cert);
+  // ACME thread only.
+  std::map<std::string, AriPick> ari_picks_;
   bool stopping() const;
 
   config::Acme config_;
