@@ -7,6 +7,7 @@
 #include <string_view>
 
 #include "acme/client.h"
+#include "acme/storage.h"
 
 namespace fd::acme {
 
@@ -15,6 +16,10 @@ namespace fd::acme {
 // /.well-known/acme-challenge/ requests and acme-tls/1 handshakes, so a mutex is fine here.
 class ChallengeStore : public ChallengeResponder {
  public:
+  // Also keeps http-01 answers in |storage|'s shared folder and looks there on a miss, so
+  // replicas behind one load balancer answer each other's challenges. Call before use.
+  void share_through(const std::string& dir, const std::string& directory_url);
+
   void add_http01(const std::string& token, const std::string& key_authorization) override;
   void remove_http01(const std::string& token) override;
   void add_tls_alpn01(const std::string& name, const ChallengeCertificate& cert) override;
@@ -26,6 +31,7 @@ class ChallengeStore : public ChallengeResponder {
   std::optional<ChallengeCertificate> tls_alpn01(std::string_view name) const;
 
  private:
+  std::optional<Storage> shared_;
   mutable std::mutex mutex_;
   std::map<std::string, std::string, std::less<>> http01_;
   std::map<std::string, ChallengeCertificate, std::less<>> tls_alpn01_;

@@ -143,6 +143,11 @@ Clock::time_point Manager::process(const std::string& name) {
   if (st.next_attempt > now) {
     return st.next_attempt;
   }
+  // A replica sharing the storage may have renewed already: serve what it stored.
+  if (st.current && load_stored(name)) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    st = names_[name];
+  }
   if (st.current) {
     Clock::time_point due = renewal_due(*st.current);
     if (due > now) {
@@ -151,7 +156,23 @@ Clock::time_point Manager::process(const std::string& name) {
       return due;
     }
   }
-  auto lock = session_->storage.lock(name);
+  auto lock = session_->storage.lock(name, [this] { return stopping(); });
+  if (!lock) {
+    if (stopping()) {
+      return now;
+    }
+    std::lock_guard<std::mutex> guard(mutex_);
+    NameState& state = names_[name];
+    ++state.consecutive_failures;
+    ++state.failures;
+    state.last_error = "cannot take the storage lock: " + lock.error().message;
+    state.next_attempt = now + backoff(state.consecutive_failures, &rng_);
+    log::warn("acme order postponed", {{"name", name}, {"reason", state.last_error}});
+    return state.next_attempt;
+  }
+  if (stopping()) {
+    return now;
+  }
   // Another replica sharing the storage may have renewed while we waited for the lock.
   if (load_stored(name)) {
     std::lock_guard<std::mutex> guard(mutex_);
@@ -284,8 +305,8 @@ Clock::time_point Manager::renewal_due(const ManagedCertificate& cert) {
     if (window) {
       AriPick& cached = ari_picks_[cert.name];
       if (cached.start != window->start || cached.end != window->end) {
-        cached = AriPick{window->start, window->end,
-                         pick_in_window(window->start, window->end, &rng_)};
+        cached =
+            AriPick{window->start, window->end, pick_in_window(window->start, window->end, &rng_)};
       }
       return std::min(cached.pick, Clock::now() + window->retry_after);
     }

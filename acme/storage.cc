@@ -7,11 +7,13 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <nlohmann/json.hpp>
 #include <string_view>
+#include <thread>
 #include <utility>
 
 namespace fd::acme {
@@ -345,7 +347,7 @@ Storage::Lock::~Lock() {
 
 Storage::Lock::Lock(Lock&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
 
-Result<Storage::Lock> Storage::lock(const std::string& name) {
+Result<Storage::Lock> Storage::lock(const std::string& name, const std::function<bool()>& give_up) {
   if (auto ok = check_name(name); !ok) {
     return ok.error();
   }
@@ -357,12 +359,60 @@ Result<Storage::Lock> Storage::lock(const std::string& name) {
   FdCloser closer(fd);
   // flock() locks belong to the open file description, so two Locks taken in one process on
   // the same name exclude each other too (as between replicas).
-  while (::flock(fd, LOCK_EX) != 0) {
-    if (errno != EINTR) {
+  // Polled rather than blocking, so a replica waiting for another one's order still stops
+  // promptly on shutdown.
+  while (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    if (errno != EINTR && errno != EWOULDBLOCK) {
       return io_error("flock " + path, errno);
     }
+    if (give_up && give_up()) {
+      return make_error(Errc::io, "waiting for " + path + ": abandoned");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   return Lock(closer.release());
+}
+
+namespace {
+
+bool is_token(const std::string& token) {
+  if (token.empty() || token.size() > 256) {
+    return false;
+  }
+  for (char c : token) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_';
+    if (!ok) {
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+Result<void> Storage::write_challenge(const std::string& token,
+                                      const std::string& key_authorization) {
+  if (!is_token(token)) {
+    return make_error(Errc::invalid_argument, "invalid challenge token");
+  }
+  if (auto made = make_dirs(dir_ + "/challenges"); !made) {
+    return made;
+  }
+  return write_atomic(dir_ + "/challenges/" + token, key_authorization, FILE_MODE);
+}
+
+void Storage::remove_challenge(const std::string& token) {
+  if (is_token(token)) {
+    ::unlink((dir_ + "/challenges/" + token).c_str());
+  }
+}
+
+Result<std::string> Storage::read_challenge(const std::string& token) const {
+  if (!is_token(token)) {
+    return make_error(Errc::invalid_argument, "invalid challenge token");
+  }
+  return read_whole(dir_ + "/challenges/" + token);
 }
 
 Result<void> Storage::write_atomic(const std::string& path, const std::string& data, int mode) {

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <functional>
 #include <string>
 
 #include "common/result.h"
@@ -14,6 +15,8 @@ namespace fd::acme {
 //   <dir>/certificates/<ca>/<name>/key.pem   its key, 0600
 //   <dir>/certificates/<ca>/<name>/state.json the last attempt: {"last_error","next_attempt"}
 //   <dir>/locks/<ca>-<name>.lock             flock()ed around an order
+//   <dir>/challenges/<token>                 open http-01 key authorizations, so that every
+//                                            replica sharing the storage can answer them
 // Every file is written atomically: temp file in the same directory, fsync, rename, fsync dir.
 class Storage {
  public:
@@ -37,7 +40,13 @@ class Storage {
   Result<std::string> read_state(const std::string& name) const;
   Result<void> write_state(const std::string& name, const std::string& json);
 
-  // An exclusive flock on the name's lock file, held until destruction. Blocks until taken.
+  // http-01 answers shared between replicas. |token| must be base64url.
+  Result<void> write_challenge(const std::string& token, const std::string& key_authorization);
+  void remove_challenge(const std::string& token);
+  Result<std::string> read_challenge(const std::string& token) const;
+
+  // An exclusive flock on the name's lock file, held until destruction. Waits until it is
+  // taken, or fails ("abandoned") as soon as |give_up| (may be empty) returns true.
   class Lock {
    public:
     ~Lock();
@@ -50,7 +59,7 @@ class Storage {
     explicit Lock(int fd) : fd_(fd) {}
     int fd_;
   };
-  Result<Lock> lock(const std::string& name);
+  Result<Lock> lock(const std::string& name, const std::function<bool()>& give_up = {});
 
   // Writes |data| to |path| atomically with |mode|. Exposed for tests.
   static Result<void> write_atomic(const std::string& path, const std::string& data, int mode);

@@ -113,6 +113,7 @@ int Server::run() {
   }
   if (config_->tls.acme_enabled) {
     // Stored certificates are published before the first handshake; orders run on its thread.
+    challenges_.share_through(config_->tls.acme.storage, config_->tls.acme.directory);
     acme_ = std::make_unique<acme::Manager>(config_->tls.acme, cert_store_, challenges_);
     cert_store_.set_listener([this] { loop_.post([this] { install_managed_certificates(); }); });
     acme_->start();

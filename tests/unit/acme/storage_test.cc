@@ -431,3 +431,47 @@ TEST_F(StorageTest, LocksExcludeOtherProcesses) {
 
 }  // namespace
 }  // namespace fd::acme
+
+namespace fd::acme {
+namespace {
+
+class StorageSharingTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string tmpl = ::testing::TempDir() + "fd-storage-share-XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
+    dir_ = tmpl;
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+  std::string dir_;
+};
+
+TEST_F(StorageSharingTest, WaitingForALockGivesUpOnRequest) {
+  Storage a(dir_, "https://ca.test/dir");
+  Storage b(dir_, "https://ca.test/dir");
+  ASSERT_TRUE(a.prepare());
+  auto held = a.lock("example.com");
+  ASSERT_TRUE(held);
+  int asked = 0;
+  auto waited = b.lock("example.com", [&] { return ++asked >= 3; });
+  ASSERT_FALSE(waited);
+  EXPECT_NE(waited.error().message.find("abandoned"), std::string::npos);
+  EXPECT_EQ(asked, 3);
+}
+
+TEST_F(StorageSharingTest, ChallengesAreSharedBetweenInstances) {
+  Storage a(dir_, "https://ca.test/dir");
+  Storage b(dir_, "https://ca.test/dir");
+  ASSERT_TRUE(a.prepare());
+  ASSERT_TRUE(a.write_challenge("tok-EN_1", "tok-EN_1.thumb"));
+  auto read = b.read_challenge("tok-EN_1");
+  ASSERT_TRUE(read);
+  EXPECT_EQ(*read, "tok-EN_1.thumb");
+  a.remove_challenge("tok-EN_1");
+  EXPECT_FALSE(b.read_challenge("tok-EN_1"));
+  EXPECT_FALSE(a.write_challenge("../escape", "x"));
+  EXPECT_FALSE(b.read_challenge("a/b"));
+}
+
+}  // namespace
+}  // namespace fd::acme
