@@ -23,9 +23,9 @@ trap 'rm -rf "$work"' EXIT
 # apt-get download runs as the _apt user where it can: give it a directory it may write.
 chmod 0777 "$work"
 if (cd "$work" && apt-get download prometheus >/dev/null 2>&1) &&
-   dpkg-deb -x "$work"/prometheus_*.deb "$work/root" &&
-   [ -x "$work/root/usr/bin/promtool" ]; then
+   dpkg-deb -x "$work"/prometheus_*.deb "$work/pkg" &&
+   [ -x "$work/pkg/usr/bin/promtool" ]; then
   mkdir -p "$dir"
-  cp "$work/root/usr/bin/promtool" "$dir/promtool"
+  cp "$work/pkg/usr/bin/promtool" "$dir/promtool"
   echo "$dir/promtool"
 fi
