@@ -12,34 +12,19 @@
 #include "config/load.h"
 #include "config/validate.h"
 #include "tests/unit/config/test_certs.h"
+#include "tests/unit/config/test_support.h"
 
 namespace fd::config {
 namespace {
+
+using test::errors_of;
+using test::fake_env;
+using test::valid_config;
 
 using namespace std::chrono_literals;
 using ::testing::ElementsAre;
 using ::testing::IsEmpty;
 using ::testing::StartsWith;
-
-Environment fake_env(std::map<std::string, std::string> vars = {}) {
-  return [vars = std::move(vars)](const std::string& name) -> std::optional<std::string> {
-    auto it = vars.find(name);
-    if (it == vars.end()) {
-      return std::nullopt;
-    }
-    return it->second;
-  };
-}
-
-// "LINE:COL: message" for each diagnostic, which is what the assertions compare.
-std::vector<std::string> errors_of(const LoadResult& result) {
-  std::vector<std::string> out;
-  for (const Diagnostic& d : result.errors) {
-    EXPECT_EQ(d.file, "test.yaml");
-    out.push_back(std::to_string(d.line) + ":" + std::to_string(d.col) + ": " + d.message);
-  }
-  return out;
-}
 
 std::vector<std::string> load_errors(const std::string& yaml, const Environment& env = fake_env()) {
   LoadResult result = load_string(yaml, "test.yaml", env);
@@ -588,31 +573,6 @@ tls:
 }
 
 // Validation of configs built in code.
-
-Config valid_config() {
-  Config cfg;
-  cfg.source = "test.yaml";
-  Listener listener;
-  listener.address = "0.0.0.0:8080";
-  listener.endpoint = HostPort{"0.0.0.0", 8080};
-  listener.mark = {2, 5};
-  cfg.listeners.push_back(listener);
-  Upstream upstream;
-  upstream.name = "app";
-  upstream.mark = {4, 3};
-  ServerSpec server;
-  server.address = "app-1:8000";
-  server.endpoint = HostPort{"app-1", 8000};
-  server.mark = {5, 16};
-  upstream.servers.push_back(server);
-  cfg.upstreams.push_back(upstream);
-  Route route;
-  route.upstream = "app";
-  route.mark = {7, 5};
-  route.upstream_mark = {7, 15};
-  cfg.routes.push_back(route);
-  return cfg;
-}
 
 // valid_config() with ACME on for example.com, its section at 9:5.
 Config with_acme_config() {

@@ -9,32 +9,16 @@
 #include <vector>
 
 #include "tests/unit/config/test_certs.h"
+#include "tests/unit/config/test_support.h"
 
 namespace fd::config {
 namespace {
 
+using test::errors_of;
+using test::fake_env;
+
 using namespace std::chrono_literals;
 using ::testing::ElementsAre;
-
-Environment fake_env(std::map<std::string, std::string> vars = {}) {
-  return [vars = std::move(vars)](const std::string& name) -> std::optional<std::string> {
-    auto it = vars.find(name);
-    if (it == vars.end()) {
-      return std::nullopt;
-    }
-    return it->second;
-  };
-}
-
-// "LINE:COL: message" for each diagnostic, which is what the assertions compare.
-std::vector<std::string> errors_of(const LoadResult& result) {
-  std::vector<std::string> out;
-  for (const Diagnostic& d : result.errors) {
-    EXPECT_EQ(d.file, "test.yaml");
-    out.push_back(std::to_string(d.line) + ":" + std::to_string(d.col) + ": " + d.message);
-  }
-  return out;
-}
 
 LoadResult load(const std::string& yaml, const Environment& env = fake_env()) {
   return load_string(yaml, "test.yaml", env);

@@ -8,39 +8,16 @@
 #include <vector>
 
 #include "tests/unit/config/test_certs.h"
+#include "tests/unit/config/test_support.h"
 
 namespace fd::config {
 namespace {
 
+using test::valid_config;
+
 using ::testing::ElementsAre;
 using ::testing::IsEmpty;
 using ::testing::StartsWith;
-
-// A valid config built in code, as quick mode does; marks are made up so tests can check them.
-Config valid_config() {
-  Config cfg;
-  cfg.source = "test.yaml";
-  Listener listener;
-  listener.address = "0.0.0.0:8080";
-  listener.endpoint = HostPort{"0.0.0.0", 8080};
-  listener.mark = {2, 5};
-  cfg.listeners.push_back(listener);
-  Upstream upstream;
-  upstream.name = "app";
-  upstream.mark = {4, 3};
-  ServerSpec server;
-  server.address = "app-1:8000";
-  server.endpoint = HostPort{"app-1", 8000};
-  server.mark = {5, 16};
-  upstream.servers.push_back(server);
-  cfg.upstreams.push_back(upstream);
-  Route route;
-  route.upstream = "app";
-  route.mark = {7, 5};
-  route.upstream_mark = {7, 15};
-  cfg.routes.push_back(route);
-  return cfg;
-}
 
 Listener listener_at(const std::string& address, const HostPort& endpoint, Mark mark) {
   Listener listener;
