@@ -855,7 +855,16 @@ LoadResult load_string(std::string_view yaml, const std::string& source, const E
   Loader loader(source, env);
   Config cfg;
   try {
-    cfg = loader.load(YAML::Load(std::string(yaml)));
+    // YAML::Load would silently take the first of several documents; text after the config
+    // (a paste gone wrong) must be an error, not ignored.
+    std::vector<YAML::Node> docs = YAML::LoadAll(std::string(yaml));
+    if (docs.size() > 1) {
+      Mark at = to_mark(docs[1].Mark());
+      result.errors.push_back(Diagnostic{
+          source, at.line, at.col, "a second YAML document: the config file must be one document"});
+      return result;
+    }
+    cfg = loader.load(docs.empty() ? YAML::Node() : docs.front());
   } catch (const YAML::Exception& e) {
     Mark at = to_mark(e.mark);
     result.errors.push_back(Diagnostic{source, at.line, at.col, "invalid YAML: " + e.msg});

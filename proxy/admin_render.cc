@@ -205,6 +205,18 @@ void request_duration(std::string& out, const HistogramView& h) {
   sample(out, std::string(NAME) + "_count", {}, std::to_string(h.count));
 }
 
+Json config_json(const ConfigView& c) {
+  return Json{
+      {"source", c.source},
+      {"generation", c.generation},
+      {"loaded_at", c.loaded_at},
+      {"reloads", {{"success", c.reloads_success}, {"failure", c.reloads_failure}}},
+      {"last_reload_success", null_if_empty(c.last_reload_success)},
+      {"last_reload_failure", null_if_empty(c.last_reload_failure)},
+      {"last_reload_error", null_if_empty(c.last_reload_error)},
+  };
+}
+
 }  // namespace
 
 std::string render_status(const AdminView& v) {
@@ -221,6 +233,7 @@ std::string render_status(const AdminView& v) {
       {"started_at", v.started_at},
       {"draining", v.draining},
       {"connections_active", v.connections_active},
+      {"config", config_json(v.config)},
       {"upstreams", std::move(upstreams)},
       {"certificates", std::move(certificates)},
   };
@@ -256,6 +269,15 @@ std::string render_metrics(const AdminView& v) {
   family(out, "frontdoor_draining", "gauge",
          "1 while the proxy is shutting down and draining connections, else 0.");
   sample(out, "frontdoor_draining", {}, v.draining ? "1" : "0");
+  family(out, "frontdoor_config_reloads_total", "counter",
+         "Configuration reloads (SIGHUP) since start, by outcome.");
+  sample(out, "frontdoor_config_reloads_total", {{"result", "success"}},
+         std::to_string(v.config.reloads_success));
+  sample(out, "frontdoor_config_reloads_total", {{"result", "failure"}},
+         std::to_string(v.config.reloads_failure));
+  family(out, "frontdoor_config_generation", "gauge",
+         "Generation of the configuration in force: 1 at start, one more per successful reload.");
+  sample(out, "frontdoor_config_generation", {}, std::to_string(v.config.generation));
   return out;
 }
 

@@ -125,13 +125,18 @@ Result<void> AdminServer::listen(const config::Admin& admin) {
   if (!fd) {
     return fd.error();
   }
-  listener_ =
+  auto listener =
       std::make_unique<Listener>(loop_, *fd, [this](int cfd, const sockaddr*) { accept(cfd); });
-  if (!listener_->ok()) {
+  if (!listener->ok()) {
     return make_error(Errc::bind, "cannot listen on admin address " + admin.address);
   }
+  listener_ = std::move(listener);
   log::info("admin listening", {{"address", admin.address}});
   return {};
+}
+
+void AdminServer::close() {
+  listener_.reset();
 }
 
 void AdminServer::accept(int fd) {

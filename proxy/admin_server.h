@@ -21,8 +21,11 @@ class AdminServer {
   AdminServer(EventLoop& loop, std::function<AdminView()> view);
   ~AdminServer();
 
-  // Binds |admin.address|. Startup fails (exit 2) when it cannot.
+  // Binds |admin.address|. Startup fails (exit 2) when it cannot; on a reload, the previous
+  // address keeps serving when it cannot.
   Result<void> listen(const config::Admin& admin);
+  // Stops accepting (a reload removed the admin section); open requests finish.
+  void close();
 
  private:
   class Connection;

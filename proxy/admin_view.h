@@ -54,11 +54,24 @@ struct CertificateView {
   uint64_t acme_failures = 0;      // failed ACME attempts since start
 };
 
+// The configuration in force and the reloads so far.
+struct ConfigView {
+  std::string source;       // the file it was loaded from
+  uint64_t generation = 1;  // 1 at start, one more per successful reload
+  std::string loaded_at;    // RFC 3339, when the configuration in force was loaded
+  uint64_t reloads_success = 0;
+  uint64_t reloads_failure = 0;
+  std::string last_reload_success;  // RFC 3339, "" if none
+  std::string last_reload_failure;  // RFC 3339, "" if none
+  std::string last_reload_error;    // first problem of the last failed reload, "" if none
+};
+
 struct AdminView {
   std::string version;
   std::string started_at;  // RFC 3339
   bool draining = false;
   uint64_t connections_active = 0;
+  ConfigView config;
   std::vector<UpstreamView> upstreams;
   std::vector<ServerView> servers;
   // Responses with no upstream at all (404 no route, 400...), status -> count.

@@ -26,6 +26,7 @@ DownstreamConnection::DownstreamConnection(Worker& worker,
       snapshot_(std::move(snapshot)),
       tls_(worker.tls()),
       listener_(snapshot_->config().listeners[listener_index]),
+      listener_key_(listen_key(listener_.endpoint)),
       client_(std::move(client)),
       parser_(Http1Parser::Kind::request, this, snapshot_->config().limits.max_header_bytes),
       timer_(worker.loop(), [this] { on_timer(); }) {}
@@ -55,6 +56,24 @@ void DownstreamConnection::drain() {
   if ((phase_ == Phase::head && !parser_.in_message()) || phase_ == Phase::idle) {
     close("shutdown");
   }
+}
+
+void DownstreamConnection::adopt(std::shared_ptr<const RuntimeSnapshot> snapshot) {
+  snapshot_ = std::move(snapshot);
+}
+
+bool DownstreamConnection::retire_old_exchange(uint64_t below) {
+  if (!exchange_ || closed_ || exchange_->snapshot().generation() >= below) {
+    return false;
+  }
+  if (exchange_->rebase(snapshot_)) {
+    return false;
+  }
+  log::warn(
+      "request cut: its upstream left the configuration",
+      {{"client", client_.ip}, {"path", std::string(request_path(exchange_->request().target))}});
+  close("configuration retired");
+  return true;
 }
 
 void DownstreamConnection::close(const char* why) {
@@ -151,10 +170,10 @@ bool DownstreamConnection::on_head() {
 
 bool DownstreamConnection::answer_acme_challenge(std::string_view path) {
   constexpr std::string_view PREFIX = "/.well-known/acme-challenge/";
-  if (path.substr(0, PREFIX.size()) != PREFIX || worker_.challenges() == nullptr) {
+  if (path.substr(0, PREFIX.size()) != PREFIX || !snapshot_->config().tls.acme_enabled) {
     return false;
   }
-  auto key_authorization = worker_.challenges()->http01(path.substr(PREFIX.size()));
+  auto key_authorization = worker_.challenges().http01(path.substr(PREFIX.size()));
   if (!key_authorization) {
     respond_direct(404, "no such challenge\n", "", parser_.request().has_body());
     return true;

@@ -36,6 +36,15 @@ class DownstreamConnection : public Deferrable,
 
   // Graceful shutdown: close now if idle, else after the current response.
   void drain();
+  // A reload: requests that start from now on use |snapshot|; a running exchange finishes on
+  // its own. Worker thread.
+  void adopt(std::shared_ptr<const RuntimeSnapshot> snapshot);
+  // Moves a running exchange whose configuration generation is below |below| onto this
+  // connection's one, so the old one can be freed; when its upstream is gone from the new
+  // configuration the connection is closed (deferred). True if it was closed. Worker thread.
+  bool retire_old_exchange(uint64_t below);
+  // The listening address this connection was accepted on (listen_key()).
+  const std::string& listener_key() const { return listener_key_; }
   // The single close path: stops I/O and timers, aborts the exchange, unlinks, defer-deletes.
   void close(const char* why);
 
@@ -88,7 +97,8 @@ class DownstreamConnection : public Deferrable,
   Worker& worker_;
   std::shared_ptr<const RuntimeSnapshot> snapshot_;
   std::shared_ptr<const TlsContextSet> tls_;  // certificates of this connection's handshake
-  const config::Listener& listener_;
+  const config::Listener listener_;           // a copy: it outlives reloads of the configuration
+  const std::string listener_key_;
   ClientInfo client_;
   std::unique_ptr<Transport> transport_;
   Http1Parser parser_;

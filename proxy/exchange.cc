@@ -68,7 +68,7 @@ void Exchange::start() {
 }
 
 bool Exchange::choose_server() {
-  server_ = worker_.pick_server(group_index_, tried_);
+  server_ = worker_.pick_server(*snapshot_, group_index_, tried_);
   if (!server_) {
     return false;
   }
@@ -264,7 +264,7 @@ void Exchange::on_upstream_failure(UpstreamFailure failure, const std::string& r
     release_upstream();
     if (choose_server()) {
       ++retries_;
-      group_->retries.fetch_add(1, std::memory_order_relaxed);
+      group_->counters->retries.fetch_add(1, std::memory_order_relaxed);
       if (evbuffer_get_length(pending_) == 0) {
         evbuffer_add(pending_, upstream_head_.data(), upstream_head_.size());
       }
@@ -305,6 +305,21 @@ void Exchange::respond_local(int status, const std::string& text) {
   finish();
 }
 
+bool Exchange::rebase(const std::shared_ptr<const RuntimeSnapshot>& snapshot) {
+  if (group_ == nullptr || state_ == State::done) {
+    snapshot_ = snapshot;
+    return true;
+  }
+  auto index = snapshot->find_group(group_->settings->name);
+  if (!index) {
+    return false;
+  }
+  snapshot_ = snapshot;
+  group_index_ = *index;
+  group_ = &snapshot_->group(group_index_);
+  return true;
+}
+
 void Exchange::abort(const std::string& reason) {
   if (state_ == State::done) {
     return;
@@ -339,7 +354,7 @@ void Exchange::finish() {
   if (server_) {
     server_->responses.add(status_);
   } else if (group_ != nullptr) {
-    group_->unserved.add(status_);
+    group_->counters->unserved.add(status_);
   } else {
     stats.unrouted.add(status_);
   }

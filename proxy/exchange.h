@@ -37,6 +37,11 @@ class Exchange : public Deferrable, private UpstreamConnection::Listener {
   void on_request_complete();
   // The client took response bytes: resume reading from upstream if we had paused.
   void on_downstream_drained();
+  // Moves this exchange onto a newer configuration |snapshot|, so the one it started under can
+  // be freed: its upstream must still exist there (by name). False, and nothing changed, when
+  // it does not; the caller then cuts the exchange.
+  bool rebase(const std::shared_ptr<const RuntimeSnapshot>& snapshot);
+  const RuntimeSnapshot& snapshot() const { return *snapshot_; }
   // The client went away or the stream failed: release everything, log, finish.
   void abort(const std::string& reason);
 
@@ -75,7 +80,7 @@ class Exchange : public Deferrable, private UpstreamConnection::Listener {
   RequestHead request_;
   std::string request_id_;
   std::string upstream_head_;
-  UpstreamGroup* group_ = nullptr;
+  const UpstreamGroup* group_ = nullptr;
   size_t group_index_ = 0;
   std::shared_ptr<UpstreamServer> server_;  // the server of the current (or last) attempt
   bool counted_active_ = false;             // |server_->active| includes this request

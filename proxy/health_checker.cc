@@ -104,7 +104,7 @@ class HealthChecker::Probe : public Deferrable,
 
   EventLoop& loop_;
   const UpstreamServer& server_;
-  const config::HealthCheck& check_;
+  const config::HealthCheck check_;  // a copy: a reload may free the configuration first
   Done done_;
   std::unique_ptr<Transport> transport_;
   Http1Parser parser_;
@@ -161,7 +161,7 @@ class HealthChecker::Session {
 
   EventLoop& loop_;
   std::shared_ptr<UpstreamServer> server_;
-  const config::Upstream& settings_;
+  const config::Upstream settings_;  // a copy: a reload may free the configuration first
   std::unique_ptr<Probe> probe_;
   Timer next_;
 };
@@ -169,6 +169,10 @@ class HealthChecker::Session {
 HealthChecker::HealthChecker(EventLoop& loop) : loop_(loop), rng_(std::random_device{}()) {}
 
 HealthChecker::~HealthChecker() = default;
+
+void HealthChecker::clear() {
+  sessions_.clear();
+}
 
 void HealthChecker::sync(size_t group, const config::Upstream& settings,
                          const ServerList& servers) {

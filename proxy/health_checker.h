@@ -27,6 +27,9 @@ class HealthChecker {
   // Makes the checked servers of upstream |group| equal to |servers|: new ones start at once,
   // vanished ones stop. No-op when the upstream has no health_check. Main thread.
   void sync(size_t group, const config::Upstream& settings, const ServerList& servers);
+  // Stops every session (a reload renumbers the groups; sync() then starts them again). The
+  // servers keep their health, so a server already checked resumes after a jittered interval.
+  void clear();
 
  private:
   class Probe;

@@ -56,6 +56,10 @@ Result<int> open_listen_socket(const config::HostPort& endpoint, const std::stri
   return fd;
 }
 
+std::string listen_key(const config::HostPort& endpoint) {
+  return "[" + endpoint.host + "]:" + std::to_string(endpoint.port);
+}
+
 Listener::Listener(EventLoop& loop, int fd, AcceptFn on_accept)
     : on_accept_(std::move(on_accept)),
       listener_(evconnlistener_new(loop.base(), &Listener::on_accept, this,

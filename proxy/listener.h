@@ -17,6 +17,9 @@ namespace fd::proxy {
 Result<int> open_listen_socket(const config::HostPort& endpoint, const std::string& address,
                                bool reuse_port);
 
+// The identity of a listening address across reloads: the same key keeps its sockets.
+std::string listen_key(const config::HostPort& endpoint);
+
 // Accepts on one already-bound, listening socket (owned from now on) and hands each new
 // non-blocking fd to |on_accept|. Accepting stops when the Listener is destroyed.
 class Listener {

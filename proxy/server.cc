@@ -13,6 +13,9 @@
 
 #include "common/log.h"
 #include "common/time_format.h"
+#include "config/diff.h"
+#include "config/load.h"
+#include "proxy/service_notify.h"
 #include "proxy/version.h"
 
 namespace fd::proxy {
@@ -49,9 +52,8 @@ Server::Server(std::shared_ptr<const config::Config> config)
     : config_(std::move(config)),
       started_at_(log::timestamp_now()),
       checker_(loop_),
-      registry_(
-          loop_, *config_,
-          [this](size_t group, const ServerListPtr& servers) { publish_servers(group, servers); }),
+      registry_(loop_, [this](size_t group,
+                              const ServerListPtr& servers) { publish_servers(group, servers); }),
       admin_(loop_, [this] { return admin_view(); }),
       poll_timer_(loop_, [this] { check_workers(); }),
       deadline_timer_(loop_, [this] {
@@ -60,7 +62,10 @@ Server::Server(std::shared_ptr<const config::Config> config)
         for (auto& w : workers_) {
           w->request_stop();
         }
-      }) {}
+      }) {
+  reloads_.source = config_->source;
+  reloads_.loaded_at = started_at_;
+}
 
 Server::~Server() {
   for (auto* ev : signal_events_) {
@@ -68,41 +73,51 @@ Server::~Server() {
   }
 }
 
-bool Server::open_sockets(unsigned workers, std::vector<std::vector<ListenSocket>>* out) {
-  out->assign(workers, {});
-  for (size_t li = 0; li < config_->listeners.size(); ++li) {
-    for (unsigned w = 0; w < workers; ++w) {
-      const config::Listener& l = config_->listeners[li];
+Result<void> Server::open_sockets(const config::Config& config,
+                                  const std::vector<std::string>& keep,
+                                  std::vector<std::vector<int>>* out) const {
+  out->assign(worker_count_, std::vector<int>(config.listeners.size(), -1));
+  for (size_t li = 0; li < config.listeners.size(); ++li) {
+    const config::Listener& l = config.listeners[li];
+    if (std::find(keep.begin(), keep.end(), listen_key(l.endpoint)) != keep.end()) {
+      continue;
+    }
+    for (unsigned w = 0; w < worker_count_; ++w) {
       auto fd = open_listen_socket(l.endpoint, l.address, true);
       if (!fd) {
-        log::error("startup failed", {{"reason", fd.error().message}});
         for (auto& list : *out) {
-          for (auto& s : list) {
-            ::close(s.fd);
+          for (int s : list) {
+            if (s >= 0) {
+              ::close(s);
+            }
           }
         }
-        return false;
+        return fd.error();
       }
-      (*out)[w].push_back(ListenSocket{*fd, li});
+      (*out)[w][li] = *fd;
     }
   }
-  return true;
+  return {};
 }
 
 int Server::run() {
-  auto snapshot = RuntimeSnapshot::build(config_);
+  auto snapshot = RuntimeSnapshot::build(config_, nullptr, 1);
   if (!snapshot) {
     log::error("startup failed", {{"reason", snapshot.error().message}});
     return 2;
   }
   snapshot_ = *snapshot;
-  unsigned workers = config_->workers;
-  if (workers == 0) {
-    workers = std::max(1u, std::thread::hardware_concurrency());
+  worker_count_ = config_->workers;
+  if (worker_count_ == 0) {
+    worker_count_ = std::max(1u, std::thread::hardware_concurrency());
   }
-  std::vector<std::vector<ListenSocket>> sockets;
-  if (!open_sockets(workers, &sockets)) {
+  std::vector<std::vector<int>> sockets;
+  if (auto opened = open_sockets(*config_, {}, &sockets); !opened) {
+    log::error("startup failed", {{"reason", opened.error().message}});
     return 2;
+  }
+  for (const auto& l : config_->listeners) {
+    listen_keys_.push_back(listen_key(l.endpoint));
   }
   if (config_->admin.enabled) {
     auto rc = admin_.listen(config_->admin);
@@ -111,21 +126,16 @@ int Server::run() {
       return 2;
     }
   }
-  if (config_->tls.acme_enabled) {
-    // Stored certificates are published before the first handshake; orders run on its thread.
-    challenges_.share_through(config_->tls.acme.storage, config_->tls.acme.directory);
-    acme_ = std::make_unique<acme::Manager>(config_->tls.acme, cert_store_, challenges_);
-    cert_store_.set_listener([this] { loop_.post([this] { install_managed_certificates(); }); });
-    acme_->start();
-  }
-  auto tls = build_tls();
+  cert_store_.set_listener([this] { loop_.post([this] { install_managed_certificates(); }); });
+  configure_acme(*config_);
+  auto tls = build_tls(*config_);
   if (!tls) {
     log::error("startup failed", {{"reason", tls.error().message}});
     return 2;
   }
   tls_ = *tls;
   // Resolves every upstream once before the workers start, so they begin with real lists.
-  registry_.start();
+  registry_.start(*config_);
   std::vector<ServerListPtr> initial;
   for (size_t g = 0; g < registry_.group_count(); ++g) {
     initial.push_back(registry_.servers(g));
@@ -139,10 +149,9 @@ int Server::run() {
   }
   sigset_t previous;
   pthread_sigmask(SIG_BLOCK, &handled, &previous);
-  for (unsigned w = 0; w < workers; ++w) {
-    workers_.push_back(std::make_unique<Worker>(w, snapshot_, std::move(sockets[w]), initial, tls_,
-                                                config_->tls.acme_enabled ? &challenges_ : nullptr,
-                                                stats_));
+  for (unsigned w = 0; w < worker_count_; ++w) {
+    workers_.push_back(std::make_unique<Worker>(
+        w, WorkerConfig{snapshot_, tls_, initial, std::move(sockets[w])}, challenges_, stats_));
     workers_.back()->start();
   }
   for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGUSR1}) {
@@ -156,7 +165,8 @@ int Server::run() {
     log::info("listening",
               {{"address", l.address}, {"tls", l.tls}, {"redirect_https", l.redirect_https}});
   }
-  log::info("ready", {{"workers", workers}, {"config", config_->source}});
+  log::info("ready", {{"workers", worker_count_}, {"config", config_->source}});
+  notify_ready("serving, configuration generation 1");
   loop_.run();
 
   size_t cut = 0;
@@ -171,20 +181,35 @@ int Server::run() {
   return 0;
 }
 
-Result<std::shared_ptr<const TlsContextSet>> Server::build_tls() {
+Result<std::shared_ptr<const TlsContextSet>> Server::build_tls(const config::Config& config) {
   bool any_tls = false;
-  for (const auto& l : config_->listeners) {
+  for (const auto& l : config.listeners) {
     any_tls = any_tls || l.tls;
   }
   if (!any_tls) {
     return std::shared_ptr<const TlsContextSet>();
   }
   auto managed = cert_store_.snapshot();
-  return TlsContextSet::build(config_->tls, managed.get(), &challenges_);
+  return TlsContextSet::build(config.tls, managed.get(), &challenges_);
+}
+
+void Server::configure_acme(const config::Config& config) {
+  if (acme_) {
+    // Stops renewing names the file no longer lists; a new Manager takes the current list.
+    acme_->stop();
+    acme_.reset();
+  }
+  if (!config.tls.acme_enabled) {
+    return;
+  }
+  // Stored certificates are published before the first handshake; orders run on its thread.
+  challenges_.share_through(config.tls.acme.storage, config.tls.acme.directory);
+  acme_ = std::make_unique<acme::Manager>(config.tls.acme, cert_store_, challenges_);
+  acme_->start();
 }
 
 void Server::install_managed_certificates() {
-  auto tls = build_tls();
+  auto tls = build_tls(*config_);
   if (!tls) {
     log::error("cannot install certificates; the previous ones stay in service",
                {{"reason", tls.error().message}});
@@ -195,6 +220,126 @@ void Server::install_managed_certificates() {
     w->request_tls(tls_);
   }
   log::info("certificates installed", {{"managed", cert_store_.version()}});
+}
+
+void Server::reload() {
+  if (shutting_down_) {
+    log::warn("SIGHUP ignored: shutting down");
+    return;
+  }
+  if (config_->source == "<quick>") {
+    log::warn("SIGHUP ignored: quick mode has no configuration file to reload");
+    return;
+  }
+  notify_reloading();
+  std::vector<std::string> errors;
+  auto changes = switch_config(&errors);
+  std::string now = log::timestamp_now();
+  if (changes) {
+    ++reloads_.generation;
+    ++reloads_.reloads_success;
+    reloads_.last_reload_success = now;
+    reloads_.loaded_at = now;
+    log::info("configuration reloaded", {{"result", "success"},
+                                         {"generation", reloads_.generation},
+                                         {"changes", std::move(*changes)}});
+  } else {
+    ++reloads_.reloads_failure;
+    reloads_.last_reload_failure = now;
+    reloads_.last_reload_error = errors.empty() ? std::string("unknown error") : errors.front();
+    log::error("configuration reload failed",
+               {{"result", "failure"}, {"generation", reloads_.generation}, {"errors", errors}});
+  }
+  notify_ready("serving, configuration generation " + std::to_string(reloads_.generation));
+}
+
+std::optional<nlohmann::json> Server::switch_config(std::vector<std::string>* errors) {
+  auto loaded = config::load_file(config_->source, config::process_environment());
+  for (const auto& d : loaded.errors) {
+    errors->push_back(config::to_string(d));
+  }
+  if (!loaded.errors.empty()) {
+    return std::nullopt;
+  }
+  auto next = std::make_shared<const config::Config>(std::move(*loaded.config));
+  auto snapshot = RuntimeSnapshot::build(next, snapshot_.get(), reloads_.generation + 1);
+  if (!snapshot) {
+    errors->push_back(snapshot.error().message);
+    return std::nullopt;
+  }
+  config::ConfigDiff diff = config::diff(*config_, *next);
+  auto tls = build_tls(*next);
+  if (!tls) {
+    errors->push_back(tls.error().message);
+    return std::nullopt;
+  }
+  std::vector<std::vector<int>> sockets;
+  if (auto opened = open_sockets(*next, listen_keys_, &sockets); !opened) {
+    errors->push_back(opened.error().message);
+    return std::nullopt;
+  }
+  bool admin_moved = next->admin.enabled &&
+                     (!config_->admin.enabled ||
+                      listen_key(next->admin.endpoint) != listen_key(config_->admin.endpoint));
+  if (admin_moved) {
+    if (auto rc = admin_.listen(next->admin); !rc) {
+      errors->push_back(rc.error().message);
+      for (auto& list : sockets) {
+        for (int fd : list) {
+          if (fd >= 0) {
+            ::close(fd);
+          }
+        }
+      }
+      return std::nullopt;
+    }
+  } else if (!next->admin.enabled) {
+    admin_.close();
+  }
+
+  // Nothing below fails: the new configuration takes over.
+  registry_.reconfigure(*next);
+  checker_.clear();
+  std::vector<ServerListPtr> lists;
+  for (size_t g = 0; g < registry_.group_count(); ++g) {
+    lists.push_back(registry_.servers(g));
+    checker_.sync(g, next->upstreams[g], *lists.back());
+  }
+  for (size_t w = 0; w < workers_.size(); ++w) {
+    workers_[w]->request_reload(WorkerConfig{*snapshot, *tls, lists, std::move(sockets[w])});
+  }
+  log::Level level;
+  if (log::parse_level(next->log.level, &level)) {
+    log::set_level(level);
+  }
+  for (const auto& setting : diff.restart_needed) {
+    log::warn("setting changed; it takes effect at the next start", {{"setting", setting}});
+  }
+  listen_keys_.clear();
+  for (const auto& l : next->listeners) {
+    listen_keys_.push_back(listen_key(l.endpoint));
+  }
+  config_ = std::move(next);
+  snapshot_ = *snapshot;
+  tls_ = *tls;
+  if (diff.acme_changed) {
+    // Stored certificates of added names arrive through the store's listener, which rebuilds
+    // the TLS set from config_.
+    configure_acme(*config_);
+  }
+  return nlohmann::json{
+      {"listeners_added", diff.listeners_added},
+      {"listeners_removed", diff.listeners_removed},
+      {"listeners_changed", diff.listeners_changed},
+      {"upstreams_added", diff.upstreams_added},
+      {"upstreams_removed", diff.upstreams_removed},
+      {"upstreams_changed", diff.upstreams_changed},
+      {"routes_changed", diff.routes_changed},
+      {"certificates", config_->tls.certificates.size()},
+      {"acme_domains_added", diff.acme_domains_added},
+      {"acme_domains_removed", diff.acme_domains_removed},
+      {"restart_needed", diff.restart_needed},
+  };
 }
 
 void Server::publish_servers(size_t group, const ServerListPtr& servers) {
@@ -209,14 +354,15 @@ AdminView Server::admin_view() const {
   v.version = VERSION;
   v.started_at = started_at_;
   v.draining = shutting_down_;
+  v.config = reloads_;
   v.connections_active = stats_.connections.load(std::memory_order_relaxed);
   int64_t now = steady_now_ms();
   for (size_t g = 0; g < registry_.group_count(); ++g) {
     const UpstreamGroup& group = snapshot_->group(g);
     const config::Upstream& settings = *group.settings;
     v.upstreams.push_back(UpstreamView{settings.name, settings.balance,
-                                       group.retries.load(std::memory_order_relaxed),
-                                       group.unserved.snapshot()});
+                                       group.counters->retries.load(std::memory_order_relaxed),
+                                       group.counters->unserved.snapshot()});
     for (const auto& s : *registry_.servers(g)) {
       ServerView sv;
       sv.upstream = settings.name;
@@ -258,9 +404,7 @@ void Server::on_signal(evutil_socket_t sig, short, void* arg) {
       self->begin_shutdown("SIGINT");
       return;
     case SIGHUP:
-      log::warn(
-          "SIGHUP received: configuration reload is not implemented yet; "
-          "the running configuration stays in place");
+      self->reload();
       return;
     default:
       return;
@@ -272,6 +416,7 @@ void Server::begin_shutdown(const char* signal_name) {
     return;
   }
   shutting_down_ = true;
+  notify_stopping();
   log::info("shutting down",
             {{"signal", signal_name}, {"timeout_ms", config_->shutdown_timeout.count()}});
   for (auto& w : workers_) {

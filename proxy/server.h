@@ -2,7 +2,10 @@
 
 #include <atomic>
 #include <memory>
+#include <optional>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "acme/cert_store.h"
 #include "acme/challenge_store.h"
@@ -21,7 +24,8 @@ namespace fd::proxy {
 
 // The main thread: builds the runtime snapshot, opens the listening sockets, starts the workers,
 // runs the upstream registry (re-resolution), the health checker and the admin listener, and
-// handles signals (SIGTERM/SIGINT: graceful shutdown bounded by shutdown_timeout).
+// handles signals (SIGHUP: reload; SIGTERM/SIGINT: graceful shutdown bounded by
+// shutdown_timeout).
 class Server {
  public:
   explicit Server(std::shared_ptr<const config::Config> config);
@@ -32,11 +36,23 @@ class Server {
   int run();
 
  private:
-  bool open_sockets(unsigned workers, std::vector<std::vector<ListenSocket>>* out);
+  // Opens one socket per worker for each listener of |config| whose listen_key() is not in
+  // |keep|: (*out)[worker][listener] is the fd, or -1 for a kept one. On failure closes what
+  // it opened.
+  Result<void> open_sockets(const config::Config& config, const std::vector<std::string>& keep,
+                            std::vector<std::vector<int>>* out) const;
   // Sends a group's new server list to the workers and the health checker.
   void publish_servers(size_t group, const ServerListPtr& servers);
-  // Builds the certificates in force (static files and the ACME store's current set).
-  Result<std::shared_ptr<const TlsContextSet>> build_tls();
+  // Builds the certificates |config| names (static files, read now, and the ACME store's
+  // current certificates for its managed names).
+  Result<std::shared_ptr<const TlsContextSet>> build_tls(const config::Config& config);
+  // Starts, restarts or stops the ACME side to match |config|.
+  void configure_acme(const config::Config& config);
+  // SIGHUP: validates the file again and, if it is fine, switches to it.
+  void reload();
+  // The fallible part of a reload, then the switch. Errors go to |errors|; on success returns
+  // what changed.
+  std::optional<nlohmann::json> switch_config(std::vector<std::string>* errors);
   // A managed certificate changed: new handshakes on every worker use the new set.
   void install_managed_certificates();
   AdminView admin_view() const;
@@ -46,6 +62,9 @@ class Server {
 
   std::shared_ptr<const config::Config> config_;
   std::shared_ptr<const RuntimeSnapshot> snapshot_;
+  unsigned worker_count_ = 0;
+  std::vector<std::string> listen_keys_;  // of config_'s listeners, in order
+  ConfigView reloads_;
   EventLoop loop_;
   ProxyStats stats_;
   std::string started_at_;

@@ -167,6 +167,10 @@ Result<std::shared_ptr<const TlsContextSet>> TlsContextSet::build(
   }
   if (managed != nullptr) {
     for (const auto& [name, cert] : *managed) {
+      // A name a reload took out of tls.acme.domains is no longer served.
+      if (set->pending_.count(name) == 0) {
+        continue;
+      }
       auto ctx = set->new_context();
       if (!ctx) {
         return ctx.error();

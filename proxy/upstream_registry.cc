@@ -7,8 +7,12 @@
 
 namespace fd::proxy {
 
-UpstreamRegistry::UpstreamRegistry(EventLoop& loop, const config::Config& config, Publish publish)
-    : loop_(loop), publish_(std::move(publish)) {
+UpstreamRegistry::UpstreamRegistry(EventLoop& loop, Publish publish)
+    : loop_(loop), publish_(std::move(publish)) {}
+
+UpstreamRegistry::~UpstreamRegistry() = default;
+
+void UpstreamRegistry::add_groups(const config::Config& config) {
   for (const auto& up : config.upstreams) {
     auto g = std::make_unique<Group>();
     g->settings = &up;
@@ -18,28 +22,55 @@ UpstreamRegistry::UpstreamRegistry(EventLoop& loop, const config::Config& config
   }
 }
 
-UpstreamRegistry::~UpstreamRegistry() = default;
+void UpstreamRegistry::start(const config::Config& config) {
+  add_groups(config);
+  for (size_t i = 0; i < groups_.size(); ++i) {
+    refresh(i);
+    publish_(i, groups_[i]->servers);
+    schedule(i);
+  }
+}
 
-void UpstreamRegistry::start() {
+void UpstreamRegistry::reconfigure(const config::Config& config) {
+  std::vector<std::unique_ptr<Group>> before = std::move(groups_);
+  groups_.clear();
+  add_groups(config);
   for (size_t i = 0; i < groups_.size(); ++i) {
     Group& g = *groups_[i];
-    refresh(i);
-    publish_(i, g.servers);
-    bool names = false;
-    for (const auto& spec : g.settings->servers) {
-      names = names || !is_ip_literal(spec.endpoint.host);
-    }
-    if (!names) {
-      continue;
-    }
-    g.timer = std::make_unique<Timer>(loop_, [this, i] {
-      if (refresh(i)) {
-        publish_(i, groups_[i]->servers);
+    for (auto& old : before) {
+      if (old && old->settings->name == g.settings->name) {
+        // refresh() reuses what it finds here, and marks removed what it does not keep.
+        g.servers = old->servers;
+        old.reset();
+        break;
       }
-      groups_[i]->timer->arm(groups_[i]->settings->resolve_interval);
-    });
-    g.timer->arm(g.settings->resolve_interval);
+    }
+    refresh(i);
+    schedule(i);
   }
+  for (const auto& old : before) {
+    for (const auto& s : old ? *old->servers : ServerList()) {
+      s->removed.store(true, std::memory_order_relaxed);
+    }
+  }
+}
+
+void UpstreamRegistry::schedule(size_t i) {
+  Group& g = *groups_[i];
+  bool names = false;
+  for (const auto& spec : g.settings->servers) {
+    names = names || !is_ip_literal(spec.endpoint.host);
+  }
+  if (!names) {
+    return;
+  }
+  g.timer = std::make_unique<Timer>(loop_, [this, i] {
+    if (refresh(i)) {
+      publish_(i, groups_[i]->servers);
+    }
+    groups_[i]->timer->arm(groups_[i]->settings->resolve_interval);
+  });
+  g.timer->arm(g.settings->resolve_interval);
 }
 
 bool UpstreamRegistry::refresh(size_t index) {
@@ -81,7 +112,7 @@ bool UpstreamRegistry::refresh(size_t index) {
         continue;
       }
       auto it = current.find(a.text);
-      if (it != current.end()) {
+      if (it != current.end() && it->second->weight == spec.weight) {
         next->push_back(it->second);
         continue;
       }

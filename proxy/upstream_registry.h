@@ -12,19 +12,26 @@
 namespace fd::proxy {
 
 // The servers of every upstream, kept current by re-resolving host names every
-// resolve_interval. A server whose address keeps resolving keeps its UpstreamServer (and so its
-// health and counters); a vanished one is marked removed. Main thread only.
+// resolve_interval and across reloads. A server whose address keeps resolving, or that a new
+// configuration keeps in the same upstream, keeps its UpstreamServer (and so its health and
+// counters); a vanished one is marked removed. Main thread only.
 class UpstreamRegistry {
  public:
   // Called with a group's new list whenever its set of addresses changes.
   using Publish = std::function<void(size_t group, const ServerListPtr& servers)>;
 
-  UpstreamRegistry(EventLoop& loop, const config::Config& config, Publish publish);
+  UpstreamRegistry(EventLoop& loop, Publish publish);
   ~UpstreamRegistry();
 
-  // Resolves every group once (names that do not resolve are logged, not fatal) and starts
-  // the re-resolution timers. Publishes each group's first list.
-  void start();
+  // Resolves every upstream of |config| once (names that do not resolve are logged, not
+  // fatal) and starts the re-resolution timers. Publishes each group's first list. |config|
+  // must outlive the registry or the next reconfigure().
+  void start(const config::Config& config);
+  // Switches to the upstreams of |config| (a reload): a server that the upstream of the same
+  // name had before, with the same address and weight, is kept; the others are marked
+  // removed. Does not publish: the caller hands the lists to the workers with the new
+  // snapshot. Same lifetime rule for |config| as start().
+  void reconfigure(const config::Config& config);
 
   const ServerListPtr& servers(size_t group) const { return groups_[group]->servers; }
   size_t group_count() const { return groups_.size(); }
@@ -37,6 +44,9 @@ class UpstreamRegistry {
     std::unique_ptr<Timer> timer;
   };
 
+  void add_groups(const config::Config& config);
+  // Starts re-resolving group |index| if it names servers by host name.
+  void schedule(size_t index);
   // Resolves group |index| again; true when its list of servers changed.
   bool refresh(size_t index);
 

@@ -30,28 +30,23 @@ std::string peer_ip(const sockaddr* sa) {
 
 }  // namespace
 
-Worker::Worker(unsigned id, std::shared_ptr<const RuntimeSnapshot> snapshot,
-               std::vector<ListenSocket> sockets, std::vector<ServerListPtr> servers,
-               std::shared_ptr<const TlsContextSet> tls, const acme::ChallengeStore* challenges,
+Worker::Worker(unsigned id, WorkerConfig initial, const acme::ChallengeStore& challenges,
                ProxyStats& stats)
     : id_(id),
-      snapshot_(std::move(snapshot)),
-      sockets_(std::move(sockets)),
-      tls_(std::move(tls)),
+      initial_(std::move(initial)),
+      snapshot_(initial_.snapshot),
+      tls_(initial_.tls),
       challenges_(challenges),
       stats_(stats),
       pool_(loop_),
-      rng_(std::random_device{}()) {
-  for (auto& list : servers) {
-    groups_.push_back(GroupState{std::move(list), {}});
-  }
-}
+      rng_(std::random_device{}()),
+      retire_timer_(loop_, [this] { retire_due(); }) {}
 
 Worker::~Worker() {
   join();
-  for (const auto& s : sockets_) {
-    if (s.fd >= 0) {
-      ::close(s.fd);
+  for (int fd : initial_.sockets) {
+    if (fd >= 0) {
+      ::close(fd);
     }
   }
 }
@@ -74,6 +69,10 @@ void Worker::request_stop() {
   loop_.post([this] { stop(); });
 }
 
+void Worker::request_reload(WorkerConfig next) {
+  loop_.post([this, next = std::move(next)]() mutable { apply(std::move(next), true); });
+}
+
 void Worker::request_servers(size_t group, ServerListPtr servers) {
   loop_.post([this, group, servers = std::move(servers)] {
     groups_[group] = GroupState{servers, {}};
@@ -86,7 +85,15 @@ void Worker::request_tls(std::shared_ptr<const TlsContextSet> tls) {
 }
 
 std::shared_ptr<UpstreamServer> Worker::pick_server(
-    size_t group, const std::vector<const UpstreamServer*>& tried) {
+    const RuntimeSnapshot& snapshot, size_t group,
+    const std::vector<const UpstreamServer*>& tried) {
+  if (&snapshot != snapshot_.get()) {
+    auto current = snapshot_->find_group(snapshot.group(group).settings->name);
+    if (!current) {
+      return nullptr;
+    }
+    group = *current;
+  }
   GroupState& gs = groups_[group];
   const ServerList& list = *gs.servers;
   if (list.empty()) {
@@ -102,18 +109,18 @@ std::shared_ptr<UpstreamServer> Worker::pick_server(
         Candidate{s.weight, s.active.load(std::memory_order_relaxed), untried && s.available(now)};
     equal_weights = equal_weights && s.weight == list[0]->weight;
   }
-  UpstreamGroup& g = snapshot_->group(group);
+  const UpstreamGroup& g = snapshot_->group(group);
   std::optional<size_t> index;
   switch (g.balance) {
     case Balance::least_conn:
-      index = pick_least_conn(candidates_, g.round_robin.ticket());
+      index = pick_least_conn(candidates_, g.counters->round_robin.ticket());
       break;
     case Balance::random_two:
       index = pick_random_two(candidates_, &rng_);
       break;
     case Balance::round_robin:
       // Equal weights use the process-wide position, so the order holds across workers.
-      index = equal_weights ? pick_round_robin(candidates_, g.round_robin.ticket())
+      index = equal_weights ? pick_round_robin(candidates_, g.counters->round_robin.ticket())
                             : pick_smooth_weighted(candidates_, &gs.weighted_current);
       break;
   }
@@ -123,17 +130,9 @@ std::shared_ptr<UpstreamServer> Worker::pick_server(
 void Worker::run() {
   std::string name = "fd-worker-" + std::to_string(id_);
   pthread_setname_np(pthread_self(), name.c_str());
-  for (auto& s : sockets_) {
-    size_t index = s.listener_index;
-    auto listener = std::make_unique<Listener>(
-        loop_, s.fd, [this, index](int fd, const sockaddr* peer) { accept(fd, peer, index); });
-    s.fd = -1;  // the Listener owns it now, even when it failed
-    if (!listener->ok()) {
-      log::error("cannot listen", {{"worker", id_}});
-      continue;
-    }
-    listeners_.push_back(std::move(listener));
-  }
+  WorkerConfig initial = std::move(initial_);
+  initial_.sockets.clear();
+  apply(std::move(initial), false);
   loop_.run();
   cut_ = conns_.size();
   std::vector<DownstreamConnection*> left;
@@ -146,6 +145,104 @@ void Worker::run() {
   listeners_.clear();
   pool_.clear();
   finished_.store(true, std::memory_order_release);
+}
+
+void Worker::apply(WorkerConfig next, bool reload) {
+  snapshot_ = std::move(next.snapshot);
+  tls_ = std::move(next.tls);
+  groups_.clear();
+  for (auto& list : next.servers) {
+    groups_.push_back(GroupState{std::move(list), {}});
+  }
+  pool_.drop_removed();
+
+  const auto& listeners = snapshot_->config().listeners;
+  std::map<std::string, ListenerSlot> kept;
+  for (size_t i = 0; i < listeners.size() && i < next.sockets.size(); ++i) {
+    std::string key = listen_key(listeners[i].endpoint);
+    if (next.sockets[i] >= 0) {
+      add_listener(&kept, key, next.sockets[i], i);
+      continue;
+    }
+    auto node = listeners_.extract(key);
+    if (node.empty()) {
+      log::error("reload lost a listening socket", {{"worker", id_}, {"address", key}});
+      continue;
+    }
+    node.mapped().index = i;
+    kept.insert(std::move(node));
+  }
+  // What is left in listeners_ was removed from the configuration: stop accepting on it.
+  listeners_ = std::move(kept);
+  if (draining_) {
+    listeners_.clear();
+  }
+
+  std::vector<DownstreamConnection*> all;
+  for (auto& c : conns_) {
+    all.push_back(c.get());
+  }
+  for (auto* c : all) {
+    c->adopt(snapshot_);
+    if (listeners_.count(c->listener_key()) == 0) {
+      c->drain();
+    }
+  }
+  if (!reload) {
+    return;
+  }
+  auto due = std::chrono::steady_clock::now() + snapshot_->config().shutdown_timeout;
+  retiring_.emplace_back(snapshot_->generation(), due);
+  if (!retire_timer_.armed()) {
+    retire_timer_.arm(snapshot_->config().shutdown_timeout);
+  }
+}
+
+bool Worker::add_listener(std::map<std::string, ListenerSlot>* into, const std::string& key, int fd,
+                          size_t index) {
+  auto [it, inserted] = into->try_emplace(key);
+  if (!inserted) {
+    ::close(fd);
+    return false;
+  }
+  ListenerSlot* slot = &it->second;
+  slot->index = index;
+  slot->listener = std::make_unique<Listener>(
+      loop_, fd,
+      [this, slot](int client, const sockaddr* peer) { accept(client, peer, slot->index); });
+  if (!slot->listener->ok()) {
+    log::error("cannot listen", {{"worker", id_}, {"address", key}});
+    into->erase(it);
+    return false;
+  }
+  return true;
+}
+
+void Worker::retire_due() {
+  auto now = std::chrono::steady_clock::now();
+  uint64_t below = 0;
+  while (!retiring_.empty() && retiring_.front().second <= now) {
+    below = retiring_.front().first;
+    retiring_.pop_front();
+  }
+  if (below > 0) {
+    std::vector<DownstreamConnection*> all;
+    for (auto& c : conns_) {
+      all.push_back(c.get());
+    }
+    size_t cut = 0;
+    for (auto* c : all) {
+      cut += c->retire_old_exchange(below) ? 1 : 0;
+    }
+    if (cut > 0) {
+      log::warn("requests cut after a reload", {{"worker", id_}, {"connections", cut}});
+    }
+  }
+  if (!retiring_.empty()) {
+    auto wait =
+        std::chrono::duration_cast<std::chrono::milliseconds>(retiring_.front().second - now);
+    retire_timer_.arm(std::max(wait, std::chrono::milliseconds(1)));
+  }
 }
 
 void Worker::accept(int fd, const sockaddr* peer, size_t listener_index) {
@@ -185,6 +282,7 @@ std::string Worker::next_request_id() {
 
 void Worker::drain() {
   draining_ = true;
+  retire_timer_.cancel();
   listeners_.clear();
   pool_.clear();
   std::vector<DownstreamConnection*> all;

@@ -3,8 +3,11 @@
 #include <sys/socket.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
+#include <deque>
 #include <list>
+#include <map>
 #include <memory>
 #include <random>
 #include <string>
@@ -24,22 +27,25 @@ namespace fd::proxy {
 
 class DownstreamConnection;
 
-// A listening socket made by the main thread for one worker, and the config listener it serves.
-struct ListenSocket {
-  int fd;
-  size_t listener_index;  // into Config::listeners
+// What a worker runs with, handed over whole at start and at each reload so that no request
+// sees a new snapshot with old server lists.
+struct WorkerConfig {
+  std::shared_ptr<const RuntimeSnapshot> snapshot;
+  std::shared_ptr<const TlsContextSet> tls;  // null without TLS listeners
+  std::vector<ServerListPtr> servers;        // one per upstream group of |snapshot|
+  // One per listener of the snapshot's config: a socket the main thread opened for this worker
+  // (owned by the worker from now on), or -1 to keep the socket it already has on that
+  // listen_key(). Sockets not named here any more are closed.
+  std::vector<int> sockets;
 };
 
 // A thread with its own event loop, its own SO_REUSEPORT listening sockets, its connections and
 // its upstream pool. Other threads talk to it only through the request_* calls, which post().
 class Worker {
  public:
-  // |servers| holds each upstream group's first server list; |tls| the certificates (null
-  // without TLS listeners); |challenges| the open ACME challenges (null without ACME); |stats|
-  // is the process's. |challenges| and |stats| outlive the worker.
-  Worker(unsigned id, std::shared_ptr<const RuntimeSnapshot> snapshot,
-         std::vector<ListenSocket> sockets, std::vector<ServerListPtr> servers,
-         std::shared_ptr<const TlsContextSet> tls, const acme::ChallengeStore* challenges,
+  // |initial| is the first configuration (all its sockets new); |challenges| the open ACME
+  // challenges; |stats| is the process's. |challenges| and |stats| outlive the worker.
+  Worker(unsigned id, WorkerConfig initial, const acme::ChallengeStore& challenges,
          ProxyStats& stats);
   ~Worker();
   Worker(const Worker&) = delete;
@@ -53,6 +59,10 @@ class Worker {
   void request_drain();
   // Hard stop: close every connection now and exit. Any thread.
   void request_stop();
+  // Switches to |next| (a reload): new connections and requests use it, connections on a
+  // listener that is gone drain, and exchanges still on an older configuration after its
+  // shutdown_timeout are moved onto the current one or cut. Any thread.
+  void request_reload(WorkerConfig next);
   // Replaces the server list of upstream group |group| (re-resolution). Any thread.
   void request_servers(size_t group, ServerListPtr servers);
   // Replaces the certificates new handshakes use; open connections keep theirs. Any thread.
@@ -68,13 +78,14 @@ class Worker {
   const std::shared_ptr<const RuntimeSnapshot>& snapshot() const { return snapshot_; }
   // A random 32-hex-digit request id.
   std::string next_request_id();
-  // An available server of |group| not in |tried|, chosen by the group's balance policy;
-  // nullptr when there is none.
-  std::shared_ptr<UpstreamServer> pick_server(size_t group,
+  // An available server of upstream |group| of |snapshot| not in |tried|, chosen by the
+  // group's balance policy; nullptr when there is none. A request still running on an older
+  // snapshot gets a server of the current upstream of the same name (none if it is gone).
+  std::shared_ptr<UpstreamServer> pick_server(const RuntimeSnapshot& snapshot, size_t group,
                                               const std::vector<const UpstreamServer*>& tried);
   ProxyStats& stats() { return stats_; }
   const std::shared_ptr<const TlsContextSet>& tls() const { return tls_; }
-  const acme::ChallengeStore* challenges() const { return challenges_; }
+  const acme::ChallengeStore& challenges() const { return challenges_; }
   // Takes ownership of the accepted |fd|.
   void accept(int fd, const sockaddr* peer, size_t listener_index);
   // Unlinks |conn| and defer-deletes it. Called by the connection's single close path.
@@ -88,20 +99,36 @@ class Worker {
     std::vector<int64_t> weighted_current;  // smooth weighted round-robin state
   };
 
+  // An open listening socket and the index of its listener in the current configuration.
+  struct ListenerSlot {
+    std::unique_ptr<Listener> listener;
+    size_t index = 0;
+  };
+
   void run();
+  // Installs |next|; |reload| schedules the retirement of the configurations before it.
+  void apply(WorkerConfig next, bool reload);
+  // Opens a Listener on |fd| (owned from now on) for listener |index|; false if it failed.
+  bool add_listener(std::map<std::string, ListenerSlot>* into, const std::string& key, int fd,
+                    size_t index);
+  // Retires what is older than the generation at the head of |retiring_| once it is due.
+  void retire_due();
   void drain();
   void stop();
   void maybe_exit();
 
   unsigned id_;
+  WorkerConfig initial_;  // until run() applies it
   std::shared_ptr<const RuntimeSnapshot> snapshot_;
-  std::vector<ListenSocket> sockets_;
   std::shared_ptr<const TlsContextSet> tls_;
-  const acme::ChallengeStore* challenges_;
+  const acme::ChallengeStore& challenges_;
   ProxyStats& stats_;
   EventLoop loop_;
   UpstreamPool pool_;
-  std::vector<std::unique_ptr<Listener>> listeners_;
+  // By listen_key(); map nodes keep their address, which the accept callbacks rely on.
+  std::map<std::string, ListenerSlot> listeners_;
+  // Generations installed by reloads, oldest first, and when the ones before each must go.
+  std::deque<std::pair<uint64_t, std::chrono::steady_clock::time_point>> retiring_;
   std::list<std::unique_ptr<DownstreamConnection>> conns_;
   std::vector<GroupState> groups_;
   std::vector<Candidate> candidates_;  // reused by pick_server
@@ -109,6 +136,7 @@ class Worker {
   bool draining_ = false;
   size_t cut_ = 0;
   std::atomic<bool> finished_{false};
+  Timer retire_timer_;
   std::thread thread_;
 };
 

@@ -7,7 +7,7 @@ set -euo pipefail
 PACKAGES=(
   build-essential cmake pkg-config
   libssl-dev libnghttp2-dev libevent-dev libcurl4-openssl-dev libyaml-cpp-dev
-  libgtest-dev libgmock-dev node-llhttp nlohmann-json3-dev
+  libgtest-dev libgmock-dev node-llhttp nlohmann-json3-dev libsystemd-dev
   curl openssl ca-certificates python3 python3-uvicorn nghttp2-client procps iproute2 pebble
 )
 

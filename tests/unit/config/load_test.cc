@@ -1025,6 +1025,14 @@ TEST(LoadString, YamlSyntaxError) {
               ElementsAre("1:4: invalid YAML: the referenced anchor is not defined"));
 }
 
+TEST(LoadString, TextAfterTheDocumentIsAnError) {
+  // yaml-cpp reads a JSON-style mapping followed by more text as two documents; a config is one.
+  EXPECT_THAT(errors_of(load("{listen: [{address: \":80\"}]}\nbogus: 1\n")),
+              ElementsAre("2:1: a second YAML document: the config file must be one document"));
+  EXPECT_THAT(errors_of(load("listen: []\n---\nlisten: []\n")),
+              ElementsAre("3:1: a second YAML document: the config file must be one document"));
+}
+
 TEST(LoadString, AnchorsAndAliasesWork) {
   Config cfg = load_ok(R"(listen: [{address: ":80"}]
 upstreams:

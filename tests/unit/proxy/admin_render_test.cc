@@ -18,6 +18,14 @@ AdminView small_view() {
   v.started_at = "2026-11-25T11:17:12.123Z";
   v.draining = false;
   v.connections_active = 7;
+  v.config.source = "/etc/frontdoor/frontdoor.yaml";
+  v.config.generation = 3;
+  v.config.loaded_at = "2026-11-25T12:00:00.000Z";
+  v.config.reloads_success = 2;
+  v.config.reloads_failure = 1;
+  v.config.last_reload_success = "2026-11-25T12:00:00.000Z";
+  v.config.last_reload_failure = "2026-11-25T11:59:00.000Z";
+  v.config.last_reload_error = "frontdoor.yaml:3:5: unknown key \"bogus\"";
 
   UpstreamView app;
   app.name = "app";
@@ -124,6 +132,13 @@ frontdoor_connections_active 7
 # HELP frontdoor_draining 1 while the proxy is shutting down and draining connections, else 0.
 # TYPE frontdoor_draining gauge
 frontdoor_draining 0
+# HELP frontdoor_config_reloads_total Configuration reloads (SIGHUP) since start, by outcome.
+# TYPE frontdoor_config_reloads_total counter
+frontdoor_config_reloads_total{result="success"} 2
+frontdoor_config_reloads_total{result="failure"} 1
+# HELP frontdoor_config_generation Generation of the configuration in force: 1 at start, one more per successful reload.
+# TYPE frontdoor_config_generation gauge
+frontdoor_config_generation 3
 )";
 
 TEST(RenderMetrics, GoldenText) {
@@ -188,6 +203,14 @@ TEST(RenderStatus, Shape) {
   EXPECT_EQ(doc["started_at"], "2026-11-25T11:17:12.123Z");
   EXPECT_EQ(doc["draining"], false);
   EXPECT_EQ(doc["connections_active"], 7);
+  EXPECT_EQ(doc["config"],
+            json({{"source", "/etc/frontdoor/frontdoor.yaml"},
+                  {"generation", 3},
+                  {"loaded_at", "2026-11-25T12:00:00.000Z"},
+                  {"reloads", {{"success", 2}, {"failure", 1}}},
+                  {"last_reload_success", "2026-11-25T12:00:00.000Z"},
+                  {"last_reload_failure", "2026-11-25T11:59:00.000Z"},
+                  {"last_reload_error", "frontdoor.yaml:3:5: unknown key \"bogus\""}}));
 
   ASSERT_EQ(doc["upstreams"].size(), 1u);
   const json& up = doc["upstreams"][0];
@@ -278,6 +301,11 @@ TEST(RenderStatus, EmptyViewHasEmptyArraysAndInvalidUtf8IsReplaced) {
   EXPECT_TRUE(doc["upstreams"].empty());
   EXPECT_TRUE(doc["certificates"].is_array());
   EXPECT_EQ(doc["version"], "bad\xEF\xBF\xBD");
+  // No reload yet: the times and the error are null, not empty strings.
+  EXPECT_EQ(doc["config"]["generation"], 1);
+  EXPECT_TRUE(doc["config"]["last_reload_success"].is_null());
+  EXPECT_TRUE(doc["config"]["last_reload_failure"].is_null());
+  EXPECT_TRUE(doc["config"]["last_reload_error"].is_null());
 }
 
 }  // namespace
