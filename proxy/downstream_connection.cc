@@ -52,6 +52,7 @@ bool DownstreamConnection::start(int fd) {
 }
 
 void DownstreamConnection::drain() {
+  draining_ = true;
   keep_alive_ = false;
   if ((phase_ == Phase::head && !parser_.in_message()) || phase_ == Phase::idle) {
     close("shutdown");
@@ -146,7 +147,7 @@ bool DownstreamConnection::on_head() {
   timer_.cancel();
   phase_ = Phase::exchange;
   RequestHead& req = parser_.request();
-  keep_alive_ = req.keep_alive && !worker_.draining();
+  keep_alive_ = req.keep_alive && !draining_;
   if (!listener_.tls && answer_acme_challenge(request_path(req.target))) {
     return false;
   }
@@ -206,7 +207,7 @@ void DownstreamConnection::send_head(const ResponseHead& head) {
   const RequestHead& req = exchange_->request();
   bool http10 = req.version_major == 1 && req.version_minor == 0;
   framing_ = response_framing(head, exchange_->head_request(), http10);
-  if (framing_ == BodyFraming::until_close || worker_.draining()) {
+  if (framing_ == BodyFraming::until_close || draining_) {
     keep_alive_ = false;
   }
   std::string text = build_downstream_response(head, framing_, !keep_alive_);
@@ -267,7 +268,7 @@ void DownstreamConnection::after_exchange() {
     body_paused_ = false;
     transport_->enable_read(true);
   }
-  if (!keep_alive_ || !request_done_ || worker_.draining()) {
+  if (!keep_alive_ || !request_done_ || draining_) {
     close_after_flush(!request_done_);
     return;
   }

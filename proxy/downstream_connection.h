@@ -106,6 +106,7 @@ class DownstreamConnection : public Deferrable,
   Phase phase_ = Phase::handshake;
   BodyFraming framing_ = BodyFraming::none;
   bool keep_alive_ = true;      // the current request allows another one after it
+  bool draining_ = false;       // drain() was called: no request after the current one
   bool request_done_ = false;   // the current request has been read completely
   bool exchange_done_ = false;  // the exchange finished; after_exchange() pending
   bool body_paused_ = false;

@@ -90,7 +90,6 @@ class Worker {
   void accept(int fd, const sockaddr* peer, size_t listener_index);
   // Unlinks |conn| and defer-deletes it. Called by the connection's single close path.
   void remove(DownstreamConnection* conn);
-  bool draining() const { return draining_; }
 
  private:
   // One upstream group as this worker sees it.
