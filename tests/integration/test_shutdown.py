@@ -124,6 +124,10 @@ class ShutdownTest(harness.ProxyTestCase):
         self.assertEqual(code, 0, fd.tail())
         out, _ = proc.communicate(timeout=10 * SLOW)
         self.assertNotEqual(out, b"200")
+        stopped = [l for l in fd.log_lines() if l.get("msg") == "stopped"]
+        self.assertEqual(len(stopped), 1, fd.tail())
+        self.assertEqual((stopped[0]["forced"], stopped[0]["connections_cut"]), (True, 1),
+                         stopped[0])
 
 
 if __name__ == "__main__":
