@@ -305,8 +305,10 @@ std::optional<nlohmann::json> Server::switch_config(std::vector<std::string>* er
     lists.push_back(registry_.servers(g));
     checker_.sync(g, next->upstreams[g], *lists.back());
   }
+  auto applied = after_all_workers();
   for (size_t w = 0; w < workers_.size(); ++w) {
-    workers_[w]->request_reload(WorkerConfig{*snapshot, *tls, lists, std::move(sockets[w])});
+    workers_[w]->request_reload(WorkerConfig{*snapshot, *tls, lists, std::move(sockets[w])},
+                                applied);
   }
   log::Level level;
   if (log::parse_level(next->log.level, &level)) {
@@ -336,15 +338,35 @@ std::optional<nlohmann::json> Server::switch_config(std::vector<std::string>* er
       {"upstreams_changed", diff.upstreams_changed},
       {"routes_changed", diff.routes_changed},
       {"certificates", config_->tls.certificates.size()},
+      {"certificate_files_changed", diff.tls_changed},
+      {"acme_changed", diff.acme_changed},
       {"acme_domains_added", diff.acme_domains_added},
       {"acme_domains_removed", diff.acme_domains_removed},
       {"restart_needed", diff.restart_needed},
   };
 }
 
+std::function<void()> Server::after_all_workers() {
+  struct Countdown {
+    std::atomic<size_t> left;
+    std::vector<std::shared_ptr<UpstreamServer>> retired;
+  };
+  auto state = std::make_shared<Countdown>();
+  state->left = workers_.size();
+  state->retired = registry_.take_retired();
+  return [state] {
+    if (state->left.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      for (const auto& s : state->retired) {
+        s->removed.store(true, std::memory_order_relaxed);
+      }
+    }
+  };
+}
+
 void Server::publish_servers(size_t group, const ServerListPtr& servers) {
+  auto applied = after_all_workers();
   for (auto& w : workers_) {
-    w->request_servers(group, servers);
+    w->request_servers(group, servers, applied);
   }
   checker_.sync(group, config_->upstreams[group], *servers);
 }

@@ -2,10 +2,9 @@
 
 #include <atomic>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "acme/cert_store.h"
 #include "acme/challenge_store.h"
@@ -43,6 +42,9 @@ class Server {
                             std::vector<std::vector<int>>* out) const;
   // Sends a group's new server list to the workers and the health checker.
   void publish_servers(size_t group, const ServerListPtr& servers);
+  // A callback for each worker to run once it has the new server lists; the last one marks
+  // the servers the registry retired as removed.
+  std::function<void()> after_all_workers();
   // Builds the certificates |config| names (static files, read now, and the ACME store's
   // current certificates for its managed names).
   Result<std::shared_ptr<const TlsContextSet>> build_tls(const config::Config& config);

@@ -1,6 +1,7 @@
 #include "proxy/upstream_pool.h"
 
 #include <algorithm>
+#include <unordered_set>
 
 namespace fd::proxy {
 
@@ -24,7 +25,9 @@ std::unique_ptr<UpstreamConnection> UpstreamPool::take(const UpstreamServer& ser
 void UpstreamPool::put(std::unique_ptr<UpstreamConnection> conn, uint32_t max_idle,
                        std::chrono::milliseconds idle_timeout) {
   auto& list = idle_[&conn->server()];
-  if (!conn->reusable() || list.size() >= max_idle) {
+  // A request that outlived its server's removal must not park a connection nobody takes.
+  bool removed = conn->server().removed.load(std::memory_order_relaxed);
+  if (!conn->reusable() || removed || list.size() >= max_idle) {
     if (list.empty()) {
       idle_.erase(&conn->server());
     }
@@ -44,9 +47,15 @@ void UpstreamPool::clear() {
   idle_.clear();
 }
 
-void UpstreamPool::drop_removed() {
+void UpstreamPool::keep_only(const std::vector<ServerListPtr>& lists) {
+  std::unordered_set<const UpstreamServer*> listed;
+  for (const auto& list : lists) {
+    for (const auto& s : *list) {
+      listed.insert(s.get());
+    }
+  }
   for (auto it = idle_.begin(); it != idle_.end();) {
-    if (!it->first->removed.load(std::memory_order_relaxed)) {
+    if (listed.count(it->first) != 0) {
       ++it;
       continue;
     }

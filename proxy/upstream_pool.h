@@ -26,8 +26,9 @@ class UpstreamPool : private UpstreamConnection::Listener {
 
   // Closes every idle connection (shutdown).
   void clear();
-  // Closes idle connections to servers that re-resolution removed.
-  void drop_removed();
+  // Closes idle connections to servers in none of |lists| (the worker's server lists after a
+  // re-resolution or a reload).
+  void keep_only(const std::vector<ServerListPtr>& lists);
 
   size_t idle_count() const;
 

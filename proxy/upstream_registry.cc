@@ -1,6 +1,7 @@
 #include "proxy/upstream_registry.h"
 
 #include <unordered_map>
+#include <utility>
 
 #include "common/log.h"
 #include "proxy/resolver.h"
@@ -39,7 +40,7 @@ void UpstreamRegistry::reconfigure(const config::Config& config) {
     Group& g = *groups_[i];
     for (auto& old : before) {
       if (old && old->settings->name == g.settings->name) {
-        // refresh() reuses what it finds here, and marks removed what it does not keep.
+        // refresh() reuses what it finds here, and retires what it does not keep.
         g.servers = old->servers;
         old.reset();
         break;
@@ -50,9 +51,13 @@ void UpstreamRegistry::reconfigure(const config::Config& config) {
   }
   for (const auto& old : before) {
     for (const auto& s : old ? *old->servers : ServerList()) {
-      s->removed.store(true, std::memory_order_relaxed);
+      retired_.push_back(s);
     }
   }
+}
+
+std::vector<std::shared_ptr<UpstreamServer>> UpstreamRegistry::take_retired() {
+  return std::exchange(retired_, {});
 }
 
 void UpstreamRegistry::schedule(size_t i) {
@@ -138,7 +143,7 @@ bool UpstreamRegistry::refresh(size_t index) {
       kept = kept || s == old;
     }
     if (!kept) {
-      old->removed.store(true, std::memory_order_relaxed);
+      retired_.push_back(old);
     }
   }
   nlohmann::json list = nlohmann::json::array();

@@ -14,7 +14,7 @@ namespace fd::proxy {
 // The servers of every upstream, kept current by re-resolving host names every
 // resolve_interval and across reloads. A server whose address keeps resolving, or that a new
 // configuration keeps in the same upstream, keeps its UpstreamServer (and so its health and
-// counters); a vanished one is marked removed. Main thread only.
+// counters); a vanished one is retired (see take_retired()). Main thread only.
 class UpstreamRegistry {
  public:
   // Called with a group's new list whenever its set of addresses changes.
@@ -28,12 +28,16 @@ class UpstreamRegistry {
   // must outlive the registry or the next reconfigure().
   void start(const config::Config& config);
   // Switches to the upstreams of |config| (a reload): a server that the upstream of the same
-  // name had before, with the same address and weight, is kept; the others are marked
-  // removed. Does not publish: the caller hands the lists to the workers with the new
+  // name had before, with the same address and weight, is kept; the others are retired.
+  // Does not publish: the caller hands the lists to the workers with the new
   // snapshot. Same lifetime rule for |config| as start().
   void reconfigure(const config::Config& config);
 
   const ServerListPtr& servers(size_t group) const { return groups_[group]->servers; }
+  // The servers dropped from the lists since the last call. The caller marks them removed once
+  // every worker has the new lists: marked earlier, a worker still on the old list would find
+  // no available server.
+  std::vector<std::shared_ptr<UpstreamServer>> take_retired();
   size_t group_count() const { return groups_.size(); }
 
  private:
@@ -53,6 +57,7 @@ class UpstreamRegistry {
   EventLoop& loop_;
   Publish publish_;
   std::vector<std::unique_ptr<Group>> groups_;
+  std::vector<std::shared_ptr<UpstreamServer>> retired_;
 };
 
 }  // namespace fd::proxy

@@ -69,15 +69,27 @@ void Worker::request_stop() {
   loop_.post([this] { stop(); });
 }
 
-void Worker::request_reload(WorkerConfig next) {
-  loop_.post([this, next = std::move(next)]() mutable { apply(std::move(next), true); });
+void Worker::request_reload(WorkerConfig next, std::function<void()> applied) {
+  loop_.post([this, next = std::move(next), applied = std::move(applied)]() mutable {
+    apply(std::move(next), true);
+    applied();
+  });
 }
 
-void Worker::request_servers(size_t group, ServerListPtr servers) {
-  loop_.post([this, group, servers = std::move(servers)] {
+void Worker::request_servers(size_t group, ServerListPtr servers, std::function<void()> applied) {
+  loop_.post([this, group, servers = std::move(servers), applied = std::move(applied)] {
     groups_[group] = GroupState{servers, {}};
-    pool_.drop_removed();
+    drop_unlisted_idle();
+    applied();
   });
+}
+
+void Worker::drop_unlisted_idle() {
+  std::vector<ServerListPtr> lists;
+  for (const auto& g : groups_) {
+    lists.push_back(g.servers);
+  }
+  pool_.keep_only(lists);
 }
 
 void Worker::request_tls(std::shared_ptr<const TlsContextSet> tls) {
@@ -154,7 +166,7 @@ void Worker::apply(WorkerConfig next, bool reload) {
   for (auto& list : next.servers) {
     groups_.push_back(GroupState{std::move(list), {}});
   }
-  pool_.drop_removed();
+  drop_unlisted_idle();
 
   const auto& listeners = snapshot_->config().listeners;
   std::map<std::string, ListenerSlot> kept;

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <list>
 #include <map>
 #include <memory>
@@ -62,9 +63,11 @@ class Worker {
   // Switches to |next| (a reload): new connections and requests use it, connections on a
   // listener that is gone drain, and exchanges still on an older configuration after its
   // shutdown_timeout are moved onto the current one or cut. Any thread.
-  void request_reload(WorkerConfig next);
-  // Replaces the server list of upstream group |group| (re-resolution). Any thread.
-  void request_servers(size_t group, ServerListPtr servers);
+  // |applied| runs on the worker thread once it has switched.
+  void request_reload(WorkerConfig next, std::function<void()> applied);
+  // Replaces the server list of upstream group |group| (re-resolution); |applied| runs on the
+  // worker thread once it has. Any thread.
+  void request_servers(size_t group, ServerListPtr servers, std::function<void()> applied);
   // Replaces the certificates new handshakes use; open connections keep theirs. Any thread.
   void request_tls(std::shared_ptr<const TlsContextSet> tls);
   // True once the thread's loop has returned. Any thread.
@@ -112,6 +115,8 @@ class Worker {
                     size_t index);
   // Retires what is older than the generation at the head of |retiring_| once it is due.
   void retire_due();
+  // Closes pooled idle connections to servers no group lists any more.
+  void drop_unlisted_idle();
   void drain();
   void stop();
   void maybe_exit();
