@@ -92,7 +92,10 @@ Result<void> Server::open_sockets(const config::Config& config,
             }
           }
         }
-        return fd.error();
+        // Points at the listener in the file, like the other configuration errors.
+        return make_error(fd.error().code,
+                          config::to_string(config::Diagnostic{config.source, l.mark.line,
+                                                               l.mark.col, fd.error().message}));
       }
       (*out)[w][li] = *fd;
     }
@@ -283,7 +286,8 @@ std::optional<nlohmann::json> Server::switch_config(std::vector<std::string>* er
                       listen_key(next->admin.endpoint) != listen_key(config_->admin.endpoint));
   if (admin_moved) {
     if (auto rc = admin_.listen(next->admin); !rc) {
-      errors->push_back(rc.error().message);
+      errors->push_back(config::to_string(config::Diagnostic{
+          next->source, next->admin.mark.line, next->admin.mark.col, rc.error().message}));
       for (auto& list : sockets) {
         for (int fd : list) {
           if (fd >= 0) {

@@ -460,7 +460,9 @@ class ReloadTest(harness.ProxyTestCase):
                          % (out[-700:], "\n".join(problems)))
         self.assertEqual((summary["3xx"], summary["4xx"], summary["5xx"]), (0, 0, 0), out[-2000:])
         self.assertEqual(summary["succeeded"], summary["done"], summary)
-        self.assertEqual(summary["2xx"], summary["done"], summary)
+        # When -D ends, h2load may count the status of a response it then does not count as
+        # done (seen: 2xx one above done); every done request must still be a 2xx.
+        self.assertGreaterEqual(summary["2xx"], summary["done"], summary)
 
         # The 20th reload went back to A: only a1/a2 answer, b1/b2/bee get nothing.
         before = {u.id: u.stats()["requests"] for u in (b1, b2, bee)}
@@ -985,6 +987,9 @@ class ReloadTest(harness.ProxyTestCase):
         self.assertTrue(line.get("errors"), line)
         self.assertTrue(any(str(busy) in e for e in line["errors"]),
                         "an error should name 127.0.0.1:%d: %r" % (busy, line))
+        # Like a validation error, it points at the listener in the file.
+        at = re.compile(re.escape(fd.config_path) + r":\d+:\d+: .*Address already in use")
+        self.assertTrue(any(at.match(e) for e in line["errors"]), line)
         time.sleep(0.2)
         self.assertEqual(connect_outcome(free), "refused",
                          "a listener of the rejected file was opened")
