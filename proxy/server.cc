@@ -104,6 +104,14 @@ Result<void> Server::open_sockets(const config::Config& config,
 }
 
 int Server::run() {
+  // Handlers first: the listeners accept before the workers start, and a SIGHUP or SIGTERM
+  // sent as soon as a port answers must not meet the default action (exit). Signals that
+  // arrive before the loop runs wait for it.
+  for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGUSR1}) {
+    event* ev = evsignal_new(loop_.base(), sig, &Server::on_signal, this);
+    evsignal_add(ev, nullptr);
+    signal_events_.push_back(ev);
+  }
   auto snapshot = RuntimeSnapshot::build(config_, nullptr, 1);
   if (!snapshot) {
     log::error("startup failed", {{"reason", snapshot.error().message}});
@@ -156,11 +164,6 @@ int Server::run() {
     workers_.push_back(std::make_unique<Worker>(
         w, WorkerConfig{snapshot_, tls_, initial, std::move(sockets[w])}, challenges_, stats_));
     workers_.back()->start();
-  }
-  for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGUSR1}) {
-    event* ev = evsignal_new(loop_.base(), sig, &Server::on_signal, this);
-    evsignal_add(ev, nullptr);
-    signal_events_.push_back(ev);
   }
   pthread_sigmask(SIG_SETMASK, &previous, nullptr);
 
