@@ -1,5 +1,7 @@
 #include "proxy/downstream_connection.h"
 
+#include <nghttp2/nghttp2.h>
+
 #include <cstdio>
 
 #include "common/log.h"
@@ -16,6 +18,8 @@ constexpr size_t INPUT_SLACK = 64 * 1024;
 // How long we keep reading (and discarding) after answering a request we did not read whole,
 // so the client sees our response instead of a reset.
 constexpr std::chrono::milliseconds LINGER_TIME{2000};
+// RFC 9113 §5.1.2: the SETTINGS_MAX_CONCURRENT_STREAMS we announce (nghttpx and Envoy use 100).
+constexpr uint32_t H2_MAX_CONCURRENT_STREAMS = 100;
 
 }  // namespace
 
@@ -54,6 +58,12 @@ bool DownstreamConnection::start(int fd) {
 void DownstreamConnection::drain() {
   draining_ = true;
   keep_alive_ = false;
+  if (h2_) {
+    if (!closed_) {
+      h2_->drain();
+    }
+    return;
+  }
   if ((phase_ == Phase::head && !parser_.in_message()) || phase_ == Phase::idle) {
     close("shutdown");
   }
@@ -64,6 +74,20 @@ void DownstreamConnection::adopt(std::shared_ptr<const RuntimeSnapshot> snapshot
 }
 
 bool DownstreamConnection::retire_old_exchange(uint64_t below) {
+  if (h2_) {
+    bool cut = false;
+    for (Http2Stream* stream : h2_->streams()) {
+      Exchange* x = stream->exchange();
+      if (closed_ || x == nullptr || x->snapshot().generation() >= below || x->rebase(snapshot_)) {
+        continue;
+      }
+      log::warn("request cut: its upstream left the configuration",
+                {{"client", client_.ip}, {"path", std::string(request_path(x->request().target))}});
+      stream->cut("configuration retired");
+      cut = true;
+    }
+    return cut;
+  }
   if (!exchange_ || closed_ || exchange_->snapshot().generation() >= below) {
     return false;
   }
@@ -84,6 +108,9 @@ void DownstreamConnection::close(const char* why) {
   closed_ = true;
   timer_.cancel();
   transport_->close();
+  if (h2_) {
+    h2_->abort_all(why);
+  }
   if (exchange_) {
     exchange_->abort(why);
     worker_.loop().defer_delete(std::move(exchange_));
@@ -91,11 +118,72 @@ void DownstreamConnection::close(const char* why) {
   worker_.remove(this);
 }
 
-void DownstreamConnection::on_connected() {}
+void DownstreamConnection::on_connected() {
+  // The TLS handshake completed: an h2 server speaks first (its SETTINGS).
+  choose_codec();
+}
+
+bool DownstreamConnection::choose_codec() {
+  if (codec_chosen_) {
+    return !closed_;
+  }
+  codec_chosen_ = true;
+  if (!transport_->is_tls() || transport_->alpn() != "h2") {
+    return true;
+  }
+  Http2Session::Settings settings;
+  settings.max_concurrent_streams = H2_MAX_CONCURRENT_STREAMS;
+  settings.max_header_list_size =
+      static_cast<uint32_t>(snapshot_->config().limits.max_header_bytes);
+  auto session =
+      Http2Session::create(worker_.loop(), transport_->output(), *this, client_, settings);
+  if (!session) {
+    log::error("cannot start an http2 session",
+               {{"client", client_.ip}, {"reason", session.error().message}});
+    close("http2 session failed");
+    return false;
+  }
+  h2_ = std::move(*session);
+  h2_->send();
+  return !closed_;
+}
+
+void DownstreamConnection::on_h2_readable() {
+  if (!h2_->receive(transport_->input()) && !closed_) {
+    close_after_flush(false);
+  }
+}
+
+void DownstreamConnection::on_stream_request(Http2Stream& stream) {
+  // The stream keeps its own copy of the head: it answers HEAD requests without a body.
+  stream.attach(std::make_unique<Exchange>(stream, worker_, snapshot_, stream.request()));
+}
+
+void DownstreamConnection::on_session_activity() {
+  if (closed_ || phase_ == Phase::closing || phase_ == Phase::lingering) {
+    return;
+  }
+  if (h2_->finished()) {
+    close_after_flush(false);
+    return;
+  }
+  if (h2_->open_streams() > 0) {
+    timer_.cancel();
+  } else if (!timer_.armed()) {
+    timer_.arm(snapshot_->config().limits.idle_timeout);
+  }
+}
 
 void DownstreamConnection::on_readable() {
+  if (!choose_codec()) {
+    return;
+  }
   if (phase_ == Phase::lingering || phase_ == Phase::closing) {
     evbuffer_drain(transport_->input(), evbuffer_get_length(transport_->input()));
+    return;
+  }
+  if (h2_) {
+    on_h2_readable();
     return;
   }
   process_input();
@@ -332,6 +420,10 @@ void DownstreamConnection::on_drained() {
     }
     return;
   }
+  if (h2_) {
+    h2_->send();
+    return;
+  }
   if (exchange_ && !exchange_done_) {
     exchange_->on_downstream_drained();
   }
@@ -348,6 +440,14 @@ void DownstreamConnection::on_closed(bool eof, bool timeout, const std::string& 
 }
 
 void DownstreamConnection::on_timer() {
+  if (h2_ && phase_ != Phase::closing && phase_ != Phase::lingering) {
+    // No stream for the idle time (or no first one within header_timeout): GOAWAY and close.
+    h2_->terminate(NGHTTP2_NO_ERROR);
+    if (!closed_ && phase_ != Phase::closing) {
+      close_after_flush(false);
+    }
+    return;
+  }
   switch (phase_) {
     case Phase::head:
       if (parser_.in_message()) {

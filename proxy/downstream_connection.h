@@ -9,6 +9,7 @@
 #include "proxy/exchange.h"
 #include "proxy/header_rewrite.h"
 #include "proxy/http1_parser.h"
+#include "proxy/http2_session.h"
 #include "proxy/snapshot.h"
 #include "proxy/tls_context.h"
 #include "proxy/transport.h"
@@ -17,14 +18,16 @@ namespace fd::proxy {
 
 class Worker;
 
-// One client connection speaking HTTP/1.1 over TCP or TLS. Owns its transport, parser, timers
-// and the current Exchange; handles one request at a time (pipelined ones wait in the input
-// buffer). Owned by its Worker; every way out goes through close(), which unlinks it and
+// One client connection over TCP or TLS. Owns its transport, timers and codec: HTTP/1.1 (its
+// parser and the current Exchange, one request at a time; pipelined ones wait in the input
+// buffer), or HTTP/2 when TLS negotiated "h2" (an Http2Session whose streams own their
+// exchanges). Owned by its Worker; every way out goes through close(), which unlinks it and
 // defer-deletes it.
 class DownstreamConnection : public Deferrable,
                              public DownstreamStream,
                              private Transport::Handler,
-                             private Http1Parser::Handler {
+                             private Http1Parser::Handler,
+                             private Http2Session::Handler {
  public:
   DownstreamConnection(Worker& worker, std::shared_ptr<const RuntimeSnapshot> snapshot,
                        size_t listener_index, ClientInfo client);
@@ -34,7 +37,8 @@ class DownstreamConnection : public Deferrable,
   // caller then drops the connection.
   bool start(int fd);
 
-  // Graceful shutdown: close now if idle, else after the current response.
+  // Graceful shutdown: close now if idle, else after the current response. HTTP/2: GOAWAY
+  // with the last stream id; open streams finish, then the connection closes.
   void drain();
   // A reload: requests that start from now on use |snapshot|; a running exchange finishes on
   // its own. Worker thread.
@@ -42,6 +46,7 @@ class DownstreamConnection : public Deferrable,
   // Moves a running exchange whose configuration generation is below |below| onto this
   // connection's one, so the old one can be freed; when its upstream is gone from the new
   // configuration the connection is closed (deferred). True if it was closed. Worker thread.
+  // HTTP/2: the same per stream, cutting only the streams that cannot move (true if any).
   bool retire_old_exchange(uint64_t below);
   // The listening address this connection was accepted on (listen_key()).
   const std::string& listener_key() const { return listener_key_; }
@@ -80,6 +85,14 @@ class DownstreamConnection : public Deferrable,
   bool on_head() override;
   void on_body(const char* data, size_t len) override;
   void on_message_complete() override;
+  // Http2Session::Handler
+  void on_stream_request(Http2Stream& stream) override;
+  void on_session_activity() override;
+
+  // After the TLS handshake: starts an Http2Session when ALPN chose "h2". False if that
+  // failed and the connection was closed.
+  bool choose_codec();
+  void on_h2_readable();
 
   // Parses buffered input and advances between requests; re-entrant calls return at once.
   void process_input();
@@ -103,6 +116,8 @@ class DownstreamConnection : public Deferrable,
   std::unique_ptr<Transport> transport_;
   Http1Parser parser_;
   std::unique_ptr<Exchange> exchange_;
+  std::unique_ptr<Http2Session> h2_;  // set when the connection speaks HTTP/2
+  bool codec_chosen_ = false;
   Phase phase_ = Phase::handshake;
   BodyFraming framing_ = BodyFraming::none;
   bool keep_alive_ = true;      // the current request allows another one after it

@@ -361,7 +361,8 @@ int TlsContextSet::on_servername(ssl_st* ssl, int* alert, void* arg) {
 
 int TlsContextSet::on_alpn(ssl_st*, const unsigned char** out, unsigned char* outlen,
                            const unsigned char* in, unsigned int inlen, void*) {
-  static const unsigned char SUPPORTED[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+  // Server preference order: h2 when the client offers it (RFC 9113 §3.2), else HTTP/1.1.
+  static const unsigned char SUPPORTED[] = {2, 'h', '2', 8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
   unsigned char* selected = nullptr;
   if (SSL_select_next_proto(&selected, outlen, SUPPORTED, sizeof SUPPORTED, in, inlen) !=
       OPENSSL_NPN_NEGOTIATED) {

@@ -75,11 +75,11 @@ class ProxyBasicTest(harness.ProxyTestCase):
         for r, uid in zip(results, ids):
             self.assertEqual(r.body, ("upstream %s /rr\n" % uid).encode())
 
-    def test_client_offering_h2_is_served_over_http11(self):
-        # HTTP/2 lands with its own issue; until then a client that offers h2 falls back.
+    def test_client_offering_h2_is_served_over_h2(self):
+        # ALPN prefers h2 (issue 6); test_http2.py covers HTTP/2 in depth.
         r = self.get(self.port, "/h2", http="2")
         self.assertEqual(r.status, 200, r)
-        self.assertEqual(r.http_version, "1.1", r)
+        self.assertEqual(r.http_version, "2", r)
         self.assertEqual(r.body, ("upstream %s /h2\n" % r.headers["x-upstream"]).encode())
 
     def test_pipelined_requests_answered_in_order(self):

@@ -41,10 +41,10 @@ class RetireTest(harness.ProxyTestCase):
                         for l in fd.log_lines()),
             10 * SLOW, what="reload to generation %d" % generation)
 
-    def background(self, port, path, *args):
+    def background(self, port, path, *args, http="--http1.1"):
         out = self.tmp.join("retire-%d-%s.body" % (port, time.monotonic_ns()))
         proc = subprocess.Popen(
-            ["curl", "-sS", "--http1.1", "--cacert", self.certs.ca,
+            ["curl", "-sS", http, "--cacert", self.certs.ca,
              "--resolve", "localhost:%d:127.0.0.1" % port, "--max-time", str(30 * SLOW),
              "-o", out, "-w", "%{http_code}", *args, self.url(port, path)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
@@ -52,11 +52,17 @@ class RetireTest(harness.ProxyTestCase):
         return proc, out
 
     def test_long_download_outlives_the_old_generation(self):
+        self.check_long_download("--http1.1")
+
+    def test_long_http2_download_outlives_the_old_generation(self):
+        self.check_long_download("--http2")
+
+    def check_long_download(self, http):
         port = harness.free_port()
         fd = self.frontdoor(self.config(port, {"app": [self.one.address]}))
         size = 3 * 1024 * 1024
         # About 3 s at 1 MiB/s: well past shutdown_timeout (1 s) after the reload.
-        proc, out = self.background(port, "/big?bytes=%d" % size, "--limit-rate", "1M")
+        proc, out = self.background(port, "/big?bytes=%d" % size, "--limit-rate", "1M", http=http)
         time.sleep(0.5)
         self.assertIsNone(proc.poll(), "download finished before the reload")
         routes = [{"match": {"path_prefix": "/extra/"}, "upstream": "app"},
@@ -71,9 +77,15 @@ class RetireTest(harness.ProxyTestCase):
         self.assertFalse([l for l in fd.log_lines() if l.get("msg") == CUT], fd.tail())
 
     def test_request_whose_upstream_left_is_cut_after_shutdown_timeout(self):
+        self.check_cut("--http1.1")
+
+    def test_http2_stream_whose_upstream_left_is_cut_after_shutdown_timeout(self):
+        self.check_cut("--http2")
+
+    def check_cut(self, http):
         port = harness.free_port()
         fd = self.frontdoor(self.config(port, {"old": [self.one.address]}))
-        proc, _ = self.background(port, "/sleep?ms=%d" % int(8000 * SLOW))
+        proc, _ = self.background(port, "/sleep?ms=%d" % int(8000 * SLOW), http=http)
         time.sleep(0.5)
         t0 = time.monotonic()
         self.reload(fd, self.config(port, {"new": [self.two.address]}), 2)

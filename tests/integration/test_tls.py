@@ -128,10 +128,13 @@ class TlsTest(harness.ProxyTestCase):
         rc, out = self.handshake("-servername", "localhost", "-alpn", "http/1.1")
         self.assertEqual(rc, 0, out)
         self.assertIn("ALPN protocol: http/1.1", out)
-        # h2 is not offered until HTTP/2 lands: the server picks http/1.1 from the client's list.
+        # The server prefers h2 when the client offers it, whatever the client's order.
         rc, out = self.handshake("-servername", "localhost", "-alpn", "h2,http/1.1")
         self.assertEqual(rc, 0, out)
-        self.assertIn("ALPN protocol: http/1.1", out)
+        self.assertIn("ALPN protocol: h2", out)
+        rc, out = self.handshake("-servername", "localhost", "-alpn", "http/1.1,h2")
+        self.assertEqual(rc, 0, out)
+        self.assertIn("ALPN protocol: h2", out)
 
     # --- resumption ---
 
