@@ -201,6 +201,10 @@ void DownstreamConnection::process_input() {
       after_exchange();
       continue;
     }
+    if (phase_ == Phase::tunnel) {
+      relay_tunnel();
+      break;
+    }
     if (phase_ == Phase::closing || phase_ == Phase::lingering || request_done_ || body_paused_ ||
         evbuffer_get_length(in) == 0) {
       break;
@@ -235,7 +239,9 @@ bool DownstreamConnection::on_head() {
   timer_.cancel();
   phase_ = Phase::exchange;
   RequestHead& req = parser_.request();
-  keep_alive_ = req.keep_alive && !draining_;
+  // After an upgrade request llhttp expects the bytes that follow to be another protocol, so
+  // a refused upgrade does not go back to parsing HTTP on this connection either.
+  keep_alive_ = req.keep_alive && !draining_ && !is_websocket_upgrade(req);
   if (!listener_.tls && answer_acme_challenge(request_path(req.target))) {
     return false;
   }
@@ -287,6 +293,14 @@ void DownstreamConnection::on_message_complete() {
 
 void DownstreamConnection::send_head(const ResponseHead& head) {
   evbuffer* out = transport_->output();
+  if (head.status == 101) {
+    // Only an Exchange proxying a WebSocket upgrade sends a 101; start_tunnel() follows.
+    std::string text = build_upgrade_response(head);
+    evbuffer_add(out, text.data(), text.size());
+    framing_ = BodyFraming::until_close;
+    keep_alive_ = false;
+    return;
+  }
   if (head.status < 200) {
     std::string interim = build_downstream_response(head, BodyFraming::none, false);
     evbuffer_add(out, interim.data(), interim.size());
@@ -304,6 +318,9 @@ void DownstreamConnection::send_head(const ResponseHead& head) {
 
 void DownstreamConnection::send_body(const char* data, size_t len) {
   evbuffer* out = transport_->output();
+  if (phase_ == Phase::tunnel) {
+    tunnel_activity_ = std::chrono::steady_clock::now();
+  }
   if (framing_ == BodyFraming::none || len == 0) {
     return;
   }
@@ -341,6 +358,34 @@ void DownstreamConnection::pause_request_body(bool paused) {
 
 void DownstreamConnection::reset() {
   keep_alive_ = false;
+}
+
+void DownstreamConnection::start_tunnel() {
+  if (closed_) {
+    return;
+  }
+  phase_ = Phase::tunnel;
+  keep_alive_ = false;
+  tunnel_activity_ = std::chrono::steady_clock::now();
+  timer_.arm(snapshot_->config().limits.idle_timeout);
+  // Bytes the client sent after the upgrade request head are already waiting in the input.
+  process_input();
+}
+
+void DownstreamConnection::relay_tunnel() {
+  // Everything already read is handed on even while paused: reading stops at the socket, and
+  // the input is bounded by the read watermark, so nothing is lost when EOF follows the data.
+  evbuffer* in = transport_->input();
+  while (!closed_ && phase_ == Phase::tunnel && exchange_ && !exchange_done_ &&
+         evbuffer_get_length(in) > 0) {
+    evbuffer_iovec seg;
+    if (evbuffer_peek(in, -1, nullptr, &seg, 1) < 1) {
+      break;
+    }
+    tunnel_activity_ = std::chrono::steady_clock::now();
+    exchange_->on_tunnel_bytes(static_cast<const char*>(seg.iov_base), seg.iov_len);
+    evbuffer_drain(in, seg.iov_len);
+  }
 }
 
 void DownstreamConnection::on_exchange_done() {
@@ -430,6 +475,14 @@ void DownstreamConnection::on_drained() {
 }
 
 void DownstreamConnection::on_closed(bool eof, bool timeout, const std::string& reason) {
+  if (eof && phase_ == Phase::tunnel && exchange_ && !exchange_done_) {
+    // A half-close: relay what came before it, then let the exchange flush to the upstream
+    // and finish, which closes this connection through after_exchange().
+    relay_tunnel();
+    transport_->enable_read(false);
+    exchange_->on_tunnel_client_closed();
+    return;
+  }
   bool quiet =
       phase_ == Phase::lingering || (eof && phase_ == Phase::head && !parser_.in_message());
   if (!quiet && log::enabled(log::Level::debug)) {
@@ -457,6 +510,17 @@ void DownstreamConnection::on_timer() {
         close("header timeout");
       }
       return;
+    case Phase::tunnel: {
+      auto idle = snapshot_->config().limits.idle_timeout;
+      auto quiet = std::chrono::duration_cast<std::chrono::milliseconds>(
+          std::chrono::steady_clock::now() - tunnel_activity_);
+      if (quiet < idle) {
+        timer_.arm(idle - quiet);
+      } else {
+        close("tunnel idle timeout");
+      }
+      return;
+    }
     case Phase::idle:
       if (buffered() > 0) {
         timer_.arm(snapshot_->config().limits.idle_timeout);

@@ -65,6 +65,8 @@ class DownstreamConnection : public Deferrable,
   void reset() override;
   void on_exchange_done() override;
   const ClientInfo& client() const override { return client_; }
+  bool can_tunnel() const override { return !h2_; }
+  void start_tunnel() override;
 
  private:
   enum class Phase {
@@ -72,6 +74,7 @@ class DownstreamConnection : public Deferrable,
     head,       // receiving a request head
     exchange,   // an exchange is running
     idle,       // keep-alive, between requests
+    tunnel,     // after a 101: raw bytes to and from the exchange, never HTTP again
     closing,    // flushing the last bytes before closing
     lingering,  // output done, discarding what the client still sends before closing
   };
@@ -106,6 +109,8 @@ class DownstreamConnection : public Deferrable,
   void close_after_flush(bool linger);
   void finish_close();
   void on_timer();
+  // Phase tunnel: hands the buffered client bytes to the exchange.
+  void relay_tunnel();
 
   Worker& worker_;
   std::shared_ptr<const RuntimeSnapshot> snapshot_;
@@ -128,6 +133,8 @@ class DownstreamConnection : public Deferrable,
   bool in_process_ = false;
   bool closed_ = false;
   bool linger_ = false;
+  // Phase tunnel: when a byte last went either way, for the idle timeout.
+  std::chrono::steady_clock::time_point tunnel_activity_;
   // Declared last: destroyed first, so its callback never sees a half-destroyed connection.
   Timer timer_;
 };

@@ -32,6 +32,13 @@ class DownstreamStream {
   // The exchange has written its whole response (or reset). The stream may defer_delete it.
   virtual void on_exchange_done() = 0;
   virtual const ClientInfo& client() const = 0;
+  // True when this stream can become a raw byte tunnel after a 101 (an HTTP/1.1 connection).
+  // HTTP/2 streams say false: RFC 8441 extended CONNECT is not implemented.
+  virtual bool can_tunnel() const { return false; }
+  // The 101 head has been sent: from now on the stream is a raw byte tunnel. Client bytes go
+  // to Exchange::on_tunnel_bytes, send_body() writes bytes unframed, and the stream never
+  // parses HTTP again; the tunnel ends through on_exchange_done() or the stream closing.
+  virtual void start_tunnel() {}
 };
 
 }  // namespace fd::proxy

@@ -61,7 +61,8 @@ void Exchange::start() {
     return;
   }
   const ClientInfo& client = stream_.client();
-  ForwardContext ctx{client.ip, client.tls ? "https" : "http", request_id_};
+  websocket_ = stream_.can_tunnel() && is_websocket_upgrade(request_);
+  ForwardContext ctx{client.ip, client.tls ? "https" : "http", request_id_, websocket_};
   upstream_head_ = build_upstream_request(request_, ctx);
   evbuffer_add(pending_, upstream_head_.data(), upstream_head_.size());
   lease_connection(true);
@@ -85,7 +86,8 @@ bool Exchange::may_retry() const {
 }
 
 void Exchange::lease_connection(bool allow_pooled) {
-  if (allow_pooled) {
+  // A connection that may become a tunnel is never taken from (or given back to) the pool.
+  if (allow_pooled && !websocket_) {
     upstream_ = worker_.pool().take(*server_);
   }
   if (upstream_) {
@@ -180,14 +182,50 @@ void Exchange::on_request_complete() {
 }
 
 void Exchange::on_upstream_drained() {
-  if (evbuffer_get_length(upstream_->output()) < REQUEST_HIGH_WATERMARK) {
+  size_t queued = evbuffer_get_length(upstream_->output());
+  if (state_ == State::tunnel && client_closed_) {
+    if (queued == 0) {
+      finish();
+    }
+    return;
+  }
+  if (queued < REQUEST_HIGH_WATERMARK) {
     stream_.pause_request_body(false);
   }
 }
 
+void Exchange::on_tunnel_bytes(const char* data, size_t len) {
+  bytes_in_ += len;
+  if (state_ != State::tunnel || len == 0) {
+    return;
+  }
+  evbuffer_add(upstream_->output(), data, len);
+  if (evbuffer_get_length(upstream_->output()) >= REQUEST_HIGH_WATERMARK) {
+    stream_.pause_request_body(true);
+  }
+}
+
+void Exchange::on_tunnel_client_closed() {
+  if (state_ != State::tunnel) {
+    return;
+  }
+  client_closed_ = true;
+  if (evbuffer_get_length(upstream_->output()) == 0) {
+    finish();
+  }
+}
+
 void Exchange::on_upstream_head(ResponseHead& head) {
+  if (head.status == 101 && websocket_ && state_ == State::forwarding) {
+    status_ = 101;
+    upgraded_ = true;
+    response_head_sent_ = true;
+    stream_.send_head(head);
+    return;
+  }
   if (head.status == 101) {
-    // Protocol upgrades are not proxied yet: refuse rather than relay a half-working tunnel.
+    // Only WebSocket upgrades of HTTP/1.1 clients are tunnelled: any other 101 is refused
+    // rather than relayed as a half-working tunnel.
     error_ = "upstream switched protocols";
     return;
   }
@@ -218,6 +256,15 @@ void Exchange::on_downstream_drained() {
 }
 
 void Exchange::on_upstream_complete() {
+  if (upgraded_ && state_ == State::forwarding) {
+    // The 101 ended the HTTP part: what follows on either socket belongs to the tunnel.
+    state_ = State::tunnel;
+    stream_.start_tunnel();
+    if (state_ == State::tunnel) {
+      upstream_->start_tunnel();
+    }
+    return;
+  }
   if (!response_head_sent_) {
     respond_local(502, "invalid response from the upstream server");
     return;
@@ -227,6 +274,15 @@ void Exchange::on_upstream_complete() {
 }
 
 void Exchange::on_upstream_failure(UpstreamFailure failure, const std::string& reason) {
+  if (state_ == State::tunnel) {
+    // The upstream closing is how a tunnel normally ends: flush to the client, then close.
+    if (failure != UpstreamFailure::closed || reason != "peer closed") {
+      error_ = reason;
+    }
+    stream_.reset();
+    finish();
+    return;
+  }
   error_ = reason;
   if (response_head_sent_) {
     log::warn("upstream failed mid-response",
@@ -339,7 +395,7 @@ void Exchange::release_upstream() {
   if (!upstream_) {
     return;
   }
-  if (upstream_->reusable() && request_done_ && state_ != State::done) {
+  if (!websocket_ && upstream_->reusable() && request_done_ && state_ != State::done) {
     worker_.pool().put(std::move(upstream_), group_->settings->max_idle_connections,
                        group_->settings->idle_timeout);
   } else {

@@ -23,6 +23,7 @@ class Exchange : public Deferrable, private UpstreamConnection::Listener {
     routing,     // head received, nothing sent upstream yet
     connecting,  // waiting for an upstream connection
     forwarding,  // request going upstream, waiting for or relaying the response
+    tunnel,      // WebSocket upgrade answered 101: relaying raw bytes both ways until a close
     done,        // response complete or reset; only waits to be deleted
   };
 
@@ -37,6 +38,12 @@ class Exchange : public Deferrable, private UpstreamConnection::Listener {
   void on_request_complete();
   // The client took response bytes: resume reading from upstream if we had paused.
   void on_downstream_drained();
+  // State tunnel: raw bytes from the client for the upstream socket. |data| lives only during
+  // the call; may pause the stream's reading (backpressure). Never destroys |this|.
+  void on_tunnel_bytes(const char* data, size_t len);
+  // State tunnel: the client half-closed. The exchange finishes (closing the upstream) once the
+  // bytes queued for the upstream have been written. May call on_exchange_done() inside.
+  void on_tunnel_client_closed();
   // Moves this exchange onto a newer configuration |snapshot|, so the one it started under can
   // be freed: its upstream must still exist there (by name). False, and nothing changed, when
   // it does not; the caller then cuts the exchange.
@@ -95,6 +102,9 @@ class Exchange : public Deferrable, private UpstreamConnection::Listener {
   bool response_head_sent_ = false;
   bool upstream_paused_ = false;
   bool stale_retried_ = false;
+  bool websocket_ = false;      // a WebSocket upgrade forwarded as such on a non-pooled connection
+  bool upgraded_ = false;       // the upstream answered 101: tunnel after its head
+  bool client_closed_ = false;  // tunnel: the client sent EOF; finish once upstream is flushed
   int status_ = 0;
   uint64_t bytes_in_ = 0;
   uint64_t bytes_out_ = 0;

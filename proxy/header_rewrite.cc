@@ -142,6 +142,10 @@ std::string build_upstream_request(const RequestHead& req, const ForwardContext&
   if (req.chunked) {
     append_header(&out, "Transfer-Encoding", "chunked");
   }
+  if (ctx.websocket) {
+    append_header(&out, "Connection", "Upgrade");
+    append_header(&out, "Upgrade", "websocket");
+  }
   xff += xff.empty() ? std::string(ctx.client_ip) : ", " + std::string(ctx.client_ip);
   append_header(&out, "X-Forwarded-For", xff);
   append_header(&out, "X-Forwarded-Proto", ctx.proto);
@@ -155,6 +159,37 @@ std::string build_upstream_request(const RequestHead& req, const ForwardContext&
   forwarded += forwarded.empty() ? node : ", " + node;
   append_header(&out, "Forwarded", forwarded);
   append_header(&out, "X-Request-Id", ctx.request_id);
+  out.append("\r\n");
+  return out;
+}
+
+bool is_websocket_upgrade(const RequestHead& req) {
+  if (req.method != "GET") {
+    return false;
+  }
+  bool upgrade = false;
+  bool connection = false;
+  for (const auto& h : req.headers) {
+    upgrade = upgrade || (iequals(h.name, "upgrade") && has_token(h.value, "websocket"));
+    connection = connection || (iequals(h.name, "connection") && has_token(h.value, "upgrade"));
+  }
+  return upgrade && connection;
+}
+
+std::string build_upgrade_response(const ResponseHead& resp) {
+  std::string out;
+  out.reserve(256);
+  out.append("HTTP/1.1 101 ");
+  out.append(resp.reason.empty() ? std::string_view("Switching Protocols") : resp.reason);
+  out.append("\r\n");
+  for (const auto& h : resp.headers) {
+    if (!is_hop_by_hop(h.name, resp.headers)) {
+      append_header(&out, h.name, h.value);
+    }
+  }
+  const std::string* upgrade = resp.find("upgrade");
+  append_header(&out, "Connection", "Upgrade");
+  append_header(&out, "Upgrade", upgrade != nullptr ? *upgrade : std::string("websocket"));
   out.append("\r\n");
   return out;
 }

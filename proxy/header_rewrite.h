@@ -12,6 +12,9 @@ struct ForwardContext {
   std::string_view client_ip;   // textual address, no port: "127.0.0.1", "::1"
   std::string_view proto;       // "https" or "http"
   std::string_view request_id;  // the id this request carries upstream and in the access log
+  // The request is a WebSocket upgrade we proxy: Connection: Upgrade and Upgrade: websocket go
+  // upstream instead of being stripped as hop-by-hop.
+  bool websocket = false;
 };
 
 // How a message body is framed on the wire we write.
@@ -26,8 +29,19 @@ enum class BodyFraming {
 // target in origin-form, Host passed through, hop-by-hop headers (Connection and the names it
 // lists, Keep-Alive, TE, Trailer, Transfer-Encoding, Upgrade, Proxy-*) removed, X-Forwarded-For
 // and Forwarded appended to, X-Forwarded-Proto, X-Forwarded-Host and X-Request-Id set, and
-// Transfer-Encoding: chunked when the body is chunked.
+// Transfer-Encoding: chunked when the body is chunked. With |ctx.websocket| the head carries
+// Connection: Upgrade and Upgrade: websocket (the Sec-WebSocket-* headers pass as end-to-end).
 std::string build_upstream_request(const RequestHead& req, const ForwardContext& ctx);
+
+// True when |req| asks for a WebSocket upgrade over HTTP/1.1 (RFC 6455 §4.1): method GET, an
+// Upgrade header listing "websocket" and a Connection header listing "upgrade", both
+// case-insensitive.
+bool is_websocket_upgrade(const RequestHead& req);
+
+// Serializes the upstream's 101 |resp| for the client: hop-by-hop headers removed, then
+// Connection: Upgrade and the upstream's Upgrade value (or "websocket") added back. The bytes
+// after it belong to the tunnel.
+std::string build_upgrade_response(const ResponseHead& resp);
 
 // Serializes |resp| for the client: hop-by-hop headers removed, framing headers from |framing|
 // (Content-Length kept only for content_length and none), Connection: close when |close|.

@@ -74,6 +74,32 @@ void UpstreamConnection::pause_reading(bool paused) {
   }
 }
 
+void UpstreamConnection::start_tunnel() {
+  if (failed_) {
+    return;
+  }
+  tunnel_ = true;
+  in_request_ = false;
+  reusable_ = false;
+  transport_->set_timeouts(std::chrono::milliseconds(0), std::chrono::milliseconds(0));
+  transport_->enable_read(!paused_);
+  relay_tunnel();
+}
+
+void UpstreamConnection::relay_tunnel() {
+  // Everything already read is handed on even while paused: reading stops at the socket, and
+  // input() is bounded by the read watermark, so nothing is lost when EOF follows the data.
+  evbuffer* in = transport_->input();
+  while (!failed_ && evbuffer_get_length(in) > 0) {
+    evbuffer_iovec seg;
+    if (evbuffer_peek(in, -1, nullptr, &seg, 1) < 1) {
+      break;
+    }
+    listener_->on_upstream_body(static_cast<const char*>(seg.iov_base), seg.iov_len);
+    evbuffer_drain(in, seg.iov_len);
+  }
+}
+
 void UpstreamConnection::park(Listener* listener, std::chrono::milliseconds idle_timeout) {
   listener_ = listener;
   in_request_ = false;
@@ -90,12 +116,16 @@ void UpstreamConnection::on_connected() {
 }
 
 void UpstreamConnection::on_drained() {
-  if (in_request_) {
+  if (in_request_ || tunnel_) {
     listener_->on_upstream_drained();
   }
 }
 
 void UpstreamConnection::on_readable() {
+  if (tunnel_) {
+    relay_tunnel();
+    return;
+  }
   if (!in_request_) {
     // An idle connection has nothing to say; bytes here mean it cannot be trusted any more.
     fail(UpstreamFailure::protocol, "unexpected data on idle connection");
@@ -105,6 +135,10 @@ void UpstreamConnection::on_readable() {
 }
 
 void UpstreamConnection::process_input() {
+  if (tunnel_) {
+    relay_tunnel();
+    return;
+  }
   evbuffer* in = transport_->input();
   while (!failed_ && !paused_ && !message_done_ && evbuffer_get_length(in) > 0) {
     evbuffer_iovec seg;
@@ -151,6 +185,11 @@ void UpstreamConnection::on_body(const char* data, size_t len) {
 void UpstreamConnection::on_message_complete() {}
 
 void UpstreamConnection::on_closed(bool eof, bool timeout, const std::string& reason) {
+  if (tunnel_) {
+    relay_tunnel();
+    fail(UpstreamFailure::closed, reason);
+    return;
+  }
   if (eof && in_request_ && parser_.head_complete() && parser_.needs_eof()) {
     // A body delimited by the connection's end: EOF completes it.
     if (parser_.finish()) {

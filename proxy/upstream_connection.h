@@ -63,6 +63,12 @@ class UpstreamConnection : public Deferrable,
   evbuffer* output() const { return transport_->output(); }
   // Backpressure from the client side: stop reading response bytes while it cannot take them.
   void pause_reading(bool paused);
+  // After a 101 was reported through on_upstream_complete(): the connection becomes a raw byte
+  // tunnel. Every received byte (those already buffered after the head first) goes to the
+  // listener's on_upstream_body unparsed, the server closing is reported as a failure of kind
+  // closed, and timeouts are off (the client side owns the tunnel's idle timeout). Never
+  // reusable afterwards. May call the listener inside.
+  void start_tunnel();
   bool response_started() const { return response_started_; }
   // Safe to reuse for another request: response complete, keep-alive, nothing extra received.
   bool reusable() const { return reusable_; }
@@ -87,6 +93,8 @@ class UpstreamConnection : public Deferrable,
   void on_body(const char* data, size_t len) override;
   void on_message_complete() override;
   void process_input();
+  // Tunnel mode: hands everything in the input buffer to the listener.
+  void relay_tunnel();
   void fail(UpstreamFailure failure, const std::string& reason);
 
   EventLoop& loop_;
@@ -102,6 +110,7 @@ class UpstreamConnection : public Deferrable,
   bool paused_ = false;
   bool reusable_ = false;
   bool failed_ = false;
+  bool tunnel_ = false;
   uint64_t exchanges_ = 0;
 };
 

@@ -139,5 +139,49 @@ TEST(HeaderRewrite, HostAndPathHelpers) {
   EXPECT_EQ(request_path("*"), "*");
 }
 
+TEST(HeaderRewrite, DetectsWebSocketUpgrade) {
+  auto req = make_request(
+      {{"Host", "a"}, {"Connection", "keep-alive, Upgrade"}, {"Upgrade", "WebSocket"}});
+  EXPECT_TRUE(is_websocket_upgrade(req));
+  req.method = "POST";
+  EXPECT_FALSE(is_websocket_upgrade(req));
+  EXPECT_FALSE(is_websocket_upgrade(make_request({{"Upgrade", "websocket"}})));
+  EXPECT_FALSE(is_websocket_upgrade(make_request({{"Connection", "upgrade"}})));
+  EXPECT_FALSE(is_websocket_upgrade(make_request({{"Connection", "upgrade"}, {"Upgrade", "h2c"}})));
+}
+
+TEST(HeaderRewrite, ForwardsUpgradeHeadersOnlyForWebSocket) {
+  auto req = make_request({{"Host", "a"},
+                           {"Connection", "Upgrade"},
+                           {"Upgrade", "websocket"},
+                           {"Sec-WebSocket-Key", "k"},
+                           {"Sec-WebSocket-Version", "13"}});
+  std::string plain = build_upstream_request(req, ctx());
+  EXPECT_EQ(plain.find("Upgrade"), std::string::npos);
+  EXPECT_NE(plain.find("Sec-WebSocket-Key: k\r\n"), std::string::npos);
+  ForwardContext ws = ctx();
+  ws.websocket = true;
+  std::string out = build_upstream_request(req, ws);
+  EXPECT_NE(out.find("Connection: Upgrade\r\nUpgrade: websocket\r\n"), std::string::npos);
+  EXPECT_NE(out.find("Sec-WebSocket-Version: 13\r\n"), std::string::npos);
+  EXPECT_EQ(out.find("Connection", out.find("Connection") + 1), std::string::npos);
+}
+
+TEST(HeaderRewrite, UpgradeResponseKeepsUpgradeHeaders) {
+  ResponseHead resp;
+  resp.status = 101;
+  resp.reason = "Switching Protocols";
+  resp.headers = {{"Upgrade", "websocket"},
+                  {"Connection", "Upgrade"},
+                  {"Sec-WebSocket-Accept", "abc"},
+                  {"Keep-Alive", "x"}};
+  EXPECT_EQ(build_upgrade_response(resp),
+            "HTTP/1.1 101 Switching Protocols\r\n"
+            "Sec-WebSocket-Accept: abc\r\n"
+            "Connection: Upgrade\r\n"
+            "Upgrade: websocket\r\n"
+            "\r\n");
+}
+
 }  // namespace
 }  // namespace fd::proxy
