@@ -58,6 +58,10 @@ struct Http2Callbacks {
 
   static int on_frame_recv(nghttp2_session*, const nghttp2_frame* frame, void* user_data) {
     Http2Session& s = self(user_data);
+    if (frame->hd.type == NGHTTP2_SETTINGS && (frame->hd.flags & NGHTTP2_FLAG_ACK) != 0) {
+      s.settings_timer_.cancel();
+      return 0;
+    }
     if (frame->hd.type == NGHTTP2_RST_STREAM) {
       s.on_client_reset();
       return 0;
@@ -129,7 +133,12 @@ struct Http2Callbacks {
 
 Http2Session::Http2Session(EventLoop& loop, evbuffer* out, Handler& handler, ClientInfo client,
                            const Settings& settings)
-    : loop_(loop), out_(out), handler_(handler), client_(std::move(client)), settings_(settings) {}
+    : loop_(loop),
+      out_(out),
+      handler_(handler),
+      client_(std::move(client)),
+      settings_(settings),
+      settings_timer_(loop, [this] { on_settings_timeout(); }) {}
 
 Http2Session::~Http2Session() {
   if (send_event_ != nullptr) {
@@ -189,6 +198,7 @@ Result<std::unique_ptr<Http2Session>> Http2Session::create(EventLoop& loop, evbu
   if (rv != 0) {
     return make_error(Errc::internal, std::string("nghttp2 settings: ") + nghttp2_strerror(rv));
   }
+  s->settings_timer_.arm(settings.settings_timeout);
   return s;
 }
 
@@ -342,6 +352,13 @@ void Http2Session::drain() {
                         nghttp2_session_get_last_proc_stream_id(session_), NGHTTP2_NO_ERROR,
                         nullptr, 0);
   send();
+}
+
+void Http2Session::on_settings_timeout() {
+  // RFC 9113 §6.5.3: a peer that never acknowledges our SETTINGS may be ignoring the limits
+  // they announce (concurrent streams, header list size).
+  log::info("http2 client did not acknowledge SETTINGS: closing", {{"client", client_.ip}});
+  terminate(NGHTTP2_SETTINGS_TIMEOUT);
 }
 
 void Http2Session::terminate(uint32_t error_code) {

@@ -46,6 +46,9 @@ class Http2Session {
     uint32_t max_header_list_size = 65536;  // SETTINGS_MAX_HEADER_LIST_SIZE, enforced per stream
     int32_t stream_window = 256 * 1024;     // request bytes a stream may have unacknowledged
     int32_t connection_window = 16 * 1024 * 1024;
+    // Our SETTINGS must be acknowledged within this, else GOAWAY SETTINGS_TIMEOUT (nghttpx
+    // waits 10 s too).
+    std::chrono::milliseconds settings_timeout{10000};
   };
 
   // Response bytes in |out| above which send() stops pulling from streams.
@@ -102,6 +105,7 @@ class Http2Session {
   // A RST_STREAM from the client: spends a token of the rapid-reset budget; when none is left,
   // GOAWAY ENHANCE_YOUR_CALM ends the connection (CVE-2023-44487).
   void on_client_reset();
+  void on_settings_timeout();
   Http2Stream* find(int32_t stream_id) const;
   // Removes |stream_id| from the map and defer-deletes it.
   void release(int32_t stream_id);
@@ -119,11 +123,13 @@ class Http2Session {
   bool in_nghttp2_ = false;  // inside mem_recv or mem_send: callbacks are on the stack
   bool in_send_ = false;     // inside send(): nested calls only ask for another pass
   bool send_due_ = false;
-  bool failed_ = false;  // a fatal error: no more calls into nghttp2 but flushing
-  event* send_event_ = nullptr;
-  double reset_tokens_ = -1;  // rapid-reset budget; -1 until the first reset
+  bool failed_ = false;          // a fatal error: no more calls into nghttp2 but flushing
+  event* send_event_ = nullptr;  // schedule_send(); freed first in the destructor
+  double reset_tokens_ = -1;     // rapid-reset budget; -1 until the first reset
   std::chrono::steady_clock::time_point reset_refill_;
-  bool calm_sent_ = false;  // schedule_send(); freed first in the destructor
+  bool calm_sent_ = false;
+  // Declared last: destroyed first, so its callback never sees a half-destroyed session.
+  Timer settings_timer_;
 };
 
 }  // namespace fd::proxy

@@ -11,6 +11,7 @@
 #include <functional>
 #include <map>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace fd::proxy {
@@ -422,6 +423,55 @@ TEST_F(Http2SessionTest, RapidResetEndsTheConnectionWithEnhanceYourCalm) {
   EXPECT_TRUE(c.goaway);
   EXPECT_EQ(c.goaway_code, static_cast<uint32_t>(NGHTTP2_ENHANCE_YOUR_CALM)) << "after " << i;
   EXPECT_TRUE(session_->finished());
+}
+
+// The error code of the first GOAWAY frame in |bytes| (server frames, no preface), or -1.
+int64_t goaway_code(const std::string& bytes) {
+  size_t pos = 0;
+  while (pos + 9 <= bytes.size()) {
+    auto byte = [&](size_t i) { return static_cast<uint8_t>(bytes[pos + i]); };
+    size_t len = (size_t{byte(0)} << 16) | (size_t{byte(1)} << 8) | byte(2);
+    if (byte(3) == NGHTTP2_GOAWAY && len >= 8 && pos + 9 + len <= bytes.size()) {
+      pos += 9 + 4;
+      return (int64_t{byte(0)} << 24) | (int64_t{byte(1)} << 16) | (int64_t{byte(2)} << 8) |
+             byte(3);
+    }
+    pos += 9 + len;
+  }
+  return -1;
+}
+
+TEST_F(Http2SessionTest, UnacknowledgedSettingsEndTheConnection) {
+  Http2Session::Settings settings;
+  settings.settings_timeout = std::chrono::milliseconds(20);
+  start(settings);
+  // A client preface and an empty SETTINGS frame, and then nothing: our SETTINGS stay
+  // unacknowledged.
+  static const char PREFACE[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+  evbuffer_add(in_, PREFACE, sizeof PREFACE - 1);
+  const char settings_frame[9] = {0, 0, 0, NGHTTP2_SETTINGS, 0, 0, 0, 0, 0};
+  evbuffer_add(in_, settings_frame, sizeof settings_frame);
+  ASSERT_TRUE(session_->receive(in_));
+  EXPECT_FALSE(session_->finished());
+  std::this_thread::sleep_for(std::chrono::milliseconds(40));
+  event_base_loop(loop_.base(), EVLOOP_ONCE);
+  std::string out(evbuffer_get_length(out_), '\0');
+  evbuffer_remove(out_, out.data(), out.size());
+  EXPECT_EQ(goaway_code(out), NGHTTP2_SETTINGS_TIMEOUT);
+  EXPECT_TRUE(session_->finished());
+}
+
+TEST_F(Http2SessionTest, AcknowledgedSettingsKeepTheConnection) {
+  Http2Session::Settings settings;
+  settings.settings_timeout = std::chrono::milliseconds(20);
+  start(settings);
+  Client c;
+  pump(c);
+  std::this_thread::sleep_for(std::chrono::milliseconds(40));
+  loop_run();
+  pump(c);
+  EXPECT_FALSE(c.goaway);
+  EXPECT_FALSE(session_->finished());
 }
 
 }  // namespace
