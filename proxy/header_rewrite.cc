@@ -13,24 +13,6 @@ bool starts_with_ci(std::string_view s, std::string_view prefix) {
   return s.size() >= prefix.size() && iequals(s.substr(0, prefix.size()), prefix);
 }
 
-// True for headers that describe one hop only, including those the Connection headers name.
-bool is_hop_by_hop(std::string_view name, const std::vector<Header>& headers) {
-  for (auto h : HOP_BY_HOP) {
-    if (iequals(name, h)) {
-      return true;
-    }
-  }
-  if (starts_with_ci(name, "proxy-")) {
-    return true;
-  }
-  for (const auto& h : headers) {
-    if (iequals(h.name, "connection") && has_token(h.value, name)) {
-      return true;
-    }
-  }
-  return false;
-}
-
 void append_header(std::string* out, std::string_view name, std::string_view value) {
   out->append(name);
   out->append(": ");
@@ -58,6 +40,23 @@ std::string forwarded_host(std::string_view host) {
 }
 
 }  // namespace
+
+bool is_hop_by_hop(std::string_view name, const std::vector<Header>& headers) {
+  for (auto h : HOP_BY_HOP) {
+    if (iequals(name, h)) {
+      return true;
+    }
+  }
+  if (starts_with_ci(name, "proxy-")) {
+    return true;
+  }
+  for (const auto& h : headers) {
+    if (iequals(h.name, "connection") && has_token(h.value, name)) {
+      return true;
+    }
+  }
+  return false;
+}
 
 std::string_view request_path(std::string_view target) {
   size_t scheme = target.find("://");

@@ -38,6 +38,11 @@ std::string build_upstream_request(const RequestHead& req, const ForwardContext&
 // case-insensitive.
 bool is_websocket_upgrade(const RequestHead& req);
 
+// True for a header that describes one hop only (Connection, Keep-Alive, TE, Trailer,
+// Transfer-Encoding, Upgrade, Proxy-*), or that a Connection header among |headers| names.
+// These are the connection-specific fields HTTP/2 forbids too (RFC 9113 §8.2.2).
+bool is_hop_by_hop(std::string_view name, const std::vector<Header>& headers);
+
 // Serializes the upstream's 101 |resp| for the client: hop-by-hop headers removed, then
 // Connection: Upgrade and the upstream's Upgrade value (or "websocket") added back. The bytes
 // after it belong to the tunnel.

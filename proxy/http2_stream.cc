@@ -3,7 +3,6 @@
 #include <nghttp2/nghttp2.h>
 
 #include <algorithm>
-#include <array>
 #include <charconv>
 
 #include "common/log.h"
@@ -17,12 +16,6 @@ namespace {
 // pull that leaves fewer tells it to resume. Matches the Exchange's own watermark.
 constexpr size_t RESPONSE_LOW_WATERMARK = 256 * 1024;
 
-// HTTP/1.1 connection-specific response headers that RFC 9113 §8.2.2 forbids in HTTP/2.
-constexpr std::array<std::string_view, 8> CONNECTION_SPECIFIC = {
-    "connection", "keep-alive", "proxy-connection", "transfer-encoding",
-    "upgrade",    "te",         "trailer",          "proxy-authenticate",
-};
-
 std::string lowercase(std::string_view s) {
   std::string out(s);
   for (char& c : out) {
@@ -34,20 +27,7 @@ std::string lowercase(std::string_view s) {
 }
 
 bool dropped_response_header(const std::string& name, const ResponseHead& head) {
-  if (name.empty() || name.front() == ':') {
-    return true;
-  }
-  for (auto h : CONNECTION_SPECIFIC) {
-    if (name == h) {
-      return true;
-    }
-  }
-  for (const auto& h : head.headers) {
-    if (iequals(h.name, "connection") && has_token(h.value, name)) {
-      return true;
-    }
-  }
-  return false;
+  return name.empty() || name.front() == ':' || is_hop_by_hop(name, head.headers);
 }
 
 nghttp2_nv make_nv(const std::string& name, const std::string& value) {
