@@ -1008,5 +1008,27 @@ class ReloadTest(harness.ProxyTestCase):
             self.assertEqual((r.status, r.headers.get("x-upstream")), (200, b.id), (p, r))
 
 
+    # 11 -----------------------------------------------------------------------------------------
+
+    def test_11_admin_address_moves_and_goes(self):
+        """A reload that moves admin.address serves /status on the new port and stops the old
+        one; a reload without the admin section closes it."""
+        a, = self.new_upstreams("adm")
+        port, fd, admin = self.frontdoor_with_admin({"app": [a.address]})
+        old_port = admin.port
+        new_port = harness.free_port()
+        rl = Reloader(fd)
+        cfg = copy.deepcopy(fd.config)
+        cfg["admin"] = {"address": "127.0.0.1:%d" % new_port}
+        rl.sighup(cfg)
+        moved = harness.AdminClient("127.0.0.1:%d" % new_port)
+        self.assertEqual(moved.status()["config"]["generation"], 2)
+        self.assertEqual(connect_outcome(old_port), "refused")
+        del cfg["admin"]
+        rl.sighup(cfg)
+        self.assertEqual(connect_outcome(new_port), "refused")
+        self.assertEqual(self.ids(port, "/still", 2), [a.id] * 2)
+
+
 if __name__ == "__main__":
     unittest.main()
