@@ -1030,5 +1030,22 @@ class ReloadTest(harness.ProxyTestCase):
         self.assertEqual(self.ids(port, "/still", 2), [a.id] * 2)
 
 
+    # 12 -----------------------------------------------------------------------------------------
+
+    def test_12_listener_changes_role_on_the_same_address(self):
+        """A listener whose address stays but which turns from TLS into a redirect keeps its
+        sockets; new connections get the new role."""
+        a, = self.new_upstreams("role")
+        port, fd, admin = self.frontdoor_with_admin({"app": [a.address]})
+        rl = Reloader(fd)
+        cfg = copy.deepcopy(fd.config)
+        cfg["listen"][0] = {"address": "127.0.0.1:%d" % port, "redirect_https": True}
+        line = rl.sighup(cfg)
+        self.assertEqual(line["changes"]["listeners_changed"], ["127.0.0.1:%d" % port], line)
+        r = harness.curl("http://127.0.0.1:%d/x" % port)
+        self.assertEqual(r.status, 308, r)
+        self.assertEqual(r.headers.get("location"), "https://127.0.0.1/x", r)
+
+
 if __name__ == "__main__":
     unittest.main()
