@@ -542,6 +542,16 @@ class Frontdoor:
         if self.running():
             self.proc.send_signal(sig)
 
+    def reload(self, config, generation):
+        """Writes |config| as the config file, sends SIGHUP and waits (10 s, times SLOW) for the
+        "configuration reloaded" line of |generation|."""
+        self.config = config
+        self.write_config()
+        self.send_signal(signal.SIGHUP)
+        wait_for(lambda: any(l.get("msg") == "configuration reloaded" and
+                             l.get("generation") == generation for l in self.log_lines()),
+                 10 * SLOW, what="reload to generation %d" % generation)
+
     def wait_exit(self, timeout):
         """Exit code, or None if still running after timeout."""
         try:

@@ -4,7 +4,6 @@ passed after a reload: they move onto the new configuration when their upstream 
 on."""
 
 import hashlib
-import signal
 import subprocess
 import time
 import unittest
@@ -12,7 +11,6 @@ import unittest
 import harness
 from harness import SLOW
 
-RELOADED = "configuration reloaded"
 CUT = "requests cut after a reload"
 
 
@@ -31,15 +29,6 @@ class RetireTest(harness.ProxyTestCase):
     def config(self, port, upstreams, routes=None):
         return harness.tls_config(port, self.certs, upstreams, routes=routes,
                                   shutdown_timeout="1s")
-
-    def reload(self, fd, config, generation):
-        fd.config = config
-        fd.write_config()
-        fd.send_signal(signal.SIGHUP)
-        harness.wait_for(
-            lambda: any(l.get("msg") == RELOADED and l.get("generation") == generation
-                        for l in fd.log_lines()),
-            10 * SLOW, what="reload to generation %d" % generation)
 
     def background(self, port, path, *args, http="--http1.1"):
         out = self.tmp.join("retire-%d-%s.body" % (port, time.monotonic_ns()))
@@ -67,7 +56,7 @@ class RetireTest(harness.ProxyTestCase):
         self.assertIsNone(proc.poll(), "download finished before the reload")
         routes = [{"match": {"path_prefix": "/extra/"}, "upstream": "app"},
                   {"match": {"path_prefix": "/"}, "upstream": "app"}]
-        self.reload(fd, self.config(port, {"app": [self.one.address]}, routes), 2)
+        fd.reload(self.config(port, {"app": [self.one.address]}, routes), 2)
         status, err = proc.communicate(timeout=30 * SLOW)
         self.assertEqual(status, b"200", (err, fd.tail()))
         with open(out, "rb") as f:
@@ -88,7 +77,7 @@ class RetireTest(harness.ProxyTestCase):
         proc, _ = self.background(port, "/sleep?ms=%d" % int(8000 * SLOW), http=http)
         time.sleep(0.5)
         t0 = time.monotonic()
-        self.reload(fd, self.config(port, {"new": [self.two.address]}), 2)
+        fd.reload(self.config(port, {"new": [self.two.address]}), 2)
         # New requests go to the new upstream at once.
         r = self.get(port, "/after")
         self.assertEqual((r.status, r.body), (200, b"upstream two /after\n"), fd.tail())
@@ -108,7 +97,7 @@ class RetireTest(harness.ProxyTestCase):
             s.sendall(b"GET /a HTTP/1.1\r\nHost: localhost\r\n\r\n")
             self.assertEqual(harness.read_response(s, timeout=5 * SLOW)[::2],
                              (200, b"upstream one /a\n"))
-            self.reload(fd, self.config(port, {"new": [self.two.address]}), 2)
+            fd.reload(self.config(port, {"new": [self.two.address]}), 2)
             s.sendall(b"GET /b HTTP/1.1\r\nHost: localhost\r\n\r\n")
             self.assertEqual(harness.read_response(s, timeout=5 * SLOW)[::2],
                              (200, b"upstream two /b\n"), fd.tail())

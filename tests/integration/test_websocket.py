@@ -244,15 +244,6 @@ class WebSocketLifecycleTest(harness.ProxyTestCase):
         return harness.tls_config(port, self.certs, upstreams, routes=routes, workers=1,
                                   shutdown_timeout="1s", **extra)
 
-    def reload(self, fd, config, generation):
-        fd.config = config
-        fd.write_config()
-        fd.send_signal(signal.SIGHUP)
-        harness.wait_for(
-            lambda: any(l.get("msg") == "configuration reloaded" and
-                        l.get("generation") == generation for l in fd.log_lines()),
-            10 * harness.SLOW, what="reload to generation %d" % generation)
-
     connect = WebSocketTest.connect
 
     def test_tunnel_counts_as_active_request(self):
@@ -281,7 +272,7 @@ class WebSocketLifecycleTest(harness.ProxyTestCase):
                 self.assertEqual(await ws.recv(), "before")
                 routes = [{"match": {"path_prefix": "/extra/"}, "upstream": "ws"},
                           {"match": {"path_prefix": "/"}, "upstream": "ws"}]
-                self.reload(fd, self.config(self.port, {"ws": [self.ws.address]}, routes), 2)
+                fd.reload(self.config(self.port, {"ws": [self.ws.address]}, routes), 2)
                 time.sleep(2)  # past shutdown_timeout: the old generation is retired
                 await ws.send("after")
                 self.assertEqual(await ws.recv(), "after")
@@ -297,7 +288,7 @@ class WebSocketLifecycleTest(harness.ProxyTestCase):
             async with self.connect("/ws") as ws:
                 await ws.send("before")
                 self.assertEqual(await ws.recv(), "before")
-                self.reload(fd, self.config(self.port, {"other": [self.ws.address]}), 2)
+                fd.reload(self.config(self.port, {"other": [self.ws.address]}), 2)
                 t0 = time.monotonic()
                 with self.assertRaises(websockets.exceptions.ConnectionClosed):
                     await ws.recv()
