@@ -1,5 +1,7 @@
 #include "proxy/cli.h"
 
+#include "config/units.h"
+
 namespace fd::proxy {
 namespace {
 
@@ -41,6 +43,35 @@ bool is_option(const std::string& arg, const std::string& name) {
   return arg == name || arg.rfind(name + "=", 0) == 0;
 }
 
+// `health [--url URL] [--timeout DURATION]`: needs no config file, so that a container's
+// HEALTHCHECK is one exec.
+std::optional<CommandLine> parse_health(const std::vector<std::string>& args, std::string* error) {
+  CommandLine cl;
+  cl.mode = CommandLine::Mode::health;
+  for (size_t i = 1; i < args.size(); ++i) {
+    std::string value;
+    if (is_option(args[i], "--url")) {
+      if (!take_value(args, &i, "--url", &cl.health_url, error)) {
+        return std::nullopt;
+      }
+    } else if (is_option(args[i], "--timeout")) {
+      if (!take_value(args, &i, "--timeout", &value, error)) {
+        return std::nullopt;
+      }
+      auto timeout = config::parse_duration(value);
+      if (!timeout || timeout->count() <= 0) {
+        *error = "--timeout: \"" + value + "\" is not a positive duration such as 2s";
+        return std::nullopt;
+      }
+      cl.health_timeout = *timeout;
+    } else {
+      *error = "unknown argument \"" + args[i] + "\"";
+      return std::nullopt;
+    }
+  }
+  return cl;
+}
+
 }  // namespace
 
 const char* usage() {
@@ -49,6 +80,9 @@ const char* usage() {
          "       frontdoor proxy --from ADDR --to HOST:PORT[,HOST:PORT...]\n"
          "                                     quick mode with the development certificate\n"
          "       frontdoor acme status -c FILE   managed certificates, from storage\n"
+         "       frontdoor health [--url URL] [--timeout DURATION]\n"
+         "                                     exit 0 if URL (default\n"
+         "                                     http://127.0.0.1:9901/ready) answers 2xx\n"
          "       frontdoor --version\n"
          "FRONTDOOR_CONFIG names the config file when -c is absent.\n";
 }
@@ -64,6 +98,8 @@ std::optional<CommandLine> parse_command_line(const std::vector<std::string>& ar
   } else if (args.size() >= 2 && args[0] == "acme" && args[1] == "status") {
     cl.mode = CommandLine::Mode::acme_status;
     i = 2;
+  } else if (!args.empty() && args[0] == "health") {
+    return parse_health(args, error);
   }
   bool check = false;
   for (; i < args.size(); ++i) {

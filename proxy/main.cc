@@ -18,6 +18,7 @@
 #include "config/units.h"
 #include "config/validate.h"
 #include "proxy/cli.h"
+#include "proxy/health_command.h"
 #include "proxy/server.h"
 #include "proxy/version.h"
 
@@ -127,6 +128,9 @@ int main(int argc, char** argv) {
   if (cl->mode == Mode::version) {
     print_version();
     return 0;
+  }
+  if (cl->mode == Mode::health) {
+    return fd::proxy::run_health_command(cl->health_url, cl->health_timeout);
   }
 
   std::optional<Config> cfg;

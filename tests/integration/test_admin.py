@@ -29,6 +29,14 @@ def is_int(value):
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def health_command(url, timeout="2s"):
+    """Runs `frontdoor health --url URL`: (exit code, stderr)."""
+    env = dict(os.environ, **harness.sanitizer_env())
+    result = harness.run([harness.BIN, "health", "--url", url, "--timeout", timeout],
+                         timeout=10 * SLOW, env=env)
+    return result.returncode, result.stderr.decode()
+
+
 class AdminTest(harness.ProxyTestCase):
 
     def assert_counts(self, obj, what):
@@ -253,6 +261,24 @@ class AdminTest(harness.ProxyTestCase):
                 code, _, body = admin.get(path)
                 self.assertEqual(code, 404, (path, body))
         self.assertEqual(a.stats()["requests"], 0, "admin requests must not reach upstreams")
+
+    def test_health_command_exit_code_follows_the_status(self):
+        a = self.upstream("hc")
+        port, fd, admin = self.frontdoor_with_admin({"app": [a.address]})
+        base = "http://%s" % admin.address
+        self.assertEqual(health_command(base + "/ready"), (0, ""))
+        code, err = health_command(base + "/nope")
+        self.assertEqual(code, 1)
+        self.assertIn("HTTP 404", err)
+        code, err = health_command("http://127.0.0.1:%d/ready" % harness.free_port())
+        self.assertEqual(code, 1)
+        self.assertIn("onnect", err)
+        fd.send_signal(signal.SIGTERM)
+        code, err = harness.wait_for(
+            lambda: (lambda r: r if r[0] == 1 and "HTTP 503" in r[1] else None)(
+                health_command(base + "/ready")),
+            2.0 * SLOW, interval=0.02, what="`frontdoor health` to fail with 503 while draining")
+        self.assertEqual(code, 1)
 
     def test_ready_is_503_while_draining(self):
         a = self.upstream("drain")

@@ -42,6 +42,26 @@ TEST(Cli, AcmeStatus) {
   EXPECT_FALSE(parse({"acme", "status"}));
 }
 
+TEST(Cli, Health) {
+  auto defaults = parse({"health"});
+  ASSERT_TRUE(defaults);
+  EXPECT_EQ(defaults->mode, CommandLine::Mode::health);
+  EXPECT_EQ(defaults->health_url, "http://127.0.0.1:9901/ready");
+  EXPECT_EQ(defaults->health_timeout, std::chrono::milliseconds(2000));
+  EXPECT_TRUE(defaults->config_path.empty());
+
+  auto set = parse({"health", "--url=http://[::1]:9000/ready", "--timeout", "500ms"});
+  ASSERT_TRUE(set);
+  EXPECT_EQ(set->health_url, "http://[::1]:9000/ready");
+  EXPECT_EQ(set->health_timeout, std::chrono::milliseconds(500));
+
+  std::string error;
+  EXPECT_FALSE(parse_command_line({"health", "--timeout", "0s"}, std::nullopt, &error));
+  EXPECT_NE(error.find("positive duration"), std::string::npos);
+  EXPECT_FALSE(parse_command_line({"health", "-c", "f.yaml"}, std::nullopt, &error));
+  EXPECT_NE(error.find("-c"), std::string::npos);
+}
+
 TEST(Cli, UsageErrors) {
   std::string error;
   EXPECT_FALSE(parse_command_line({}, std::nullopt, &error));
