@@ -471,10 +471,11 @@ void Loader::read_acme_directory(const Entry& entry, std::string* out) {
   *out = std::move(*url);
 }
 
-// The account contact; sent to the CA as "mailto:" + email.
+// The account contact; sent to the CA as "mailto:" + email. Empty means none, so that
+// `email: "${ACME_EMAIL:-}"` lets a deployment leave it out.
 void Loader::read_acme_email(const Entry& entry, std::string* out) {
   auto email = scalar(entry, "a string");
-  if (!email) {
+  if (!email || email->empty()) {
     return;
   }
   size_t at = email->find('@');
@@ -574,7 +575,12 @@ void Loader::read_acme(const Entry& entry, Tls* out) {
              read_choice(e, {"http-01", "tls-alpn-01"}, &acme.challenge);
            }},
           {"storage", [&](const Entry& e) { read_non_empty_string(e, &acme.storage); }},
-          {"ca_bundle", [&](const Entry& e) { read_non_empty_string(e, &acme.ca_bundle); }},
+          // Empty means none, as for email: `ca_bundle: "${ACME_CA_BUNDLE:-}"`.
+          {"ca_bundle", [&](const Entry& e) {
+             if (auto path = scalar(e, "a string")) {
+               acme.ca_bundle = std::move(*path);
+             }
+           }},
           {"renew", [&](const Entry& e) { read_acme_renew(e, &acme); }},
           {"eab_kid",
            [&](const Entry& e) {

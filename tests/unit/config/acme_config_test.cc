@@ -272,14 +272,14 @@ TEST(AcmeConfig, Email) {
                           "\"@example.com\""));
   EXPECT_THAT(errors("ops@"),
               ElementsAre("12:12: email must be one address like ops@example.com, got \"ops@\""));
-  EXPECT_THAT(errors("\"\""),
-              ElementsAre("12:12: email must be one address like ops@example.com, got \"\""));
   EXPECT_THAT(errors("\"ops @example.com\""),
               ElementsAre("12:12: email must not contain spaces or control characters, got "
                           "\"ops @example.com\""));
   EXPECT_THAT(errors("\"ops@example.com\\t\""),
               ElementsAre("12:12: email must not contain spaces or control characters, got "
                           "\"ops@example.com\t\""));
+  // Empty means no contact, so that "${ACME_EMAIL:-}" can leave it out.
+  EXPECT_EQ(load_ok(with_acme(REQUIRED + "    email: \"\"\n")).tls.acme.email, "");
   EXPECT_THAT(errors("[ops@example.com]"),
               ElementsAre("12:12: expected a string for \"email\", got a sequence"));
 }
@@ -413,9 +413,10 @@ tls:
 TEST(AcmeConfig, StorageAndCaBundlePaths) {
   EXPECT_EQ(load_ok(with_acme(REQUIRED + "    storage: ./acme-state\n")).tls.acme.storage,
             "./acme-state");
-  EXPECT_THAT(load_errors(with_acme(REQUIRED + "    storage: \"\"\n    ca_bundle: \"\"\n")),
-              ElementsAre("12:14: \"storage\" must not be empty",
-                          "13:16: \"ca_bundle\" must not be empty"));
+  EXPECT_THAT(load_errors(with_acme(REQUIRED + "    storage: \"\"\n")),
+              ElementsAre("12:14: \"storage\" must not be empty"));
+  // Empty means none, so that "${ACME_CA_BUNDLE:-}" can leave it out.
+  EXPECT_EQ(load_ok(with_acme(REQUIRED + "    ca_bundle: \"\"\n")).tls.acme.ca_bundle, "");
   EXPECT_THAT(load_errors(with_acme(REQUIRED + "    storage:\n    ca_bundle: [a]\n")),
               ElementsAre("12:5: expected a string for \"storage\", got an empty value",
                           "13:16: expected a string for \"ca_bundle\", got a sequence"));
