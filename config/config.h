@@ -27,6 +27,10 @@ struct Listener {
   HostPort endpoint;
   bool tls = false;
   bool redirect_https = false;
+  // On a redirect_https listener: the port the Location names, for when the public port is not
+  // the one frontdoor binds (a container's 8443 published as 443). 0 = the first TLS
+  // listener's port.
+  uint16_t https_port = 0;
   Mark mark;
 };
 

@@ -114,7 +114,8 @@ ConfigDiff diff(const Config& before, const Config& after) {
     const Listener* old = find_listener(before.listeners, l.endpoint);
     if (old == nullptr) {
       d.listeners_added.push_back(l.address);
-    } else if (old->tls != l.tls || old->redirect_https != l.redirect_https) {
+    } else if (old->tls != l.tls || old->redirect_https != l.redirect_https ||
+               old->https_port != l.https_port) {
       d.listeners_changed.push_back(l.address);
     }
   }

@@ -423,15 +423,24 @@ void Loader::read_workers(const Entry& entry, unsigned* out) {
 
 void Loader::read_listener(const Entry& entry, Listener* out) {
   out->mark = entry.mark;
+  Mark https_port_mark;
   read_map(entry,
            {
                {"address", [&](const Entry& e) { read_address(e, &out->address, &out->endpoint); },
                 true},
                {"tls", [&](const Entry& e) { read_bool(e, &out->tls); }},
                {"redirect_https", [&](const Entry& e) { read_bool(e, &out->redirect_https); }},
+               {"https_port",
+                [&](const Entry& e) {
+                  read_integer(e, 1, 65535, &out->https_port);
+                  https_port_mark = e.mark;
+                }},
            });
   if (out->tls && out->redirect_https) {
     error(entry.mark, "a listener cannot have both tls and redirect_https");
+  }
+  if (out->https_port != 0 && !out->redirect_https) {
+    error(https_port_mark, "https_port only applies to a listener with redirect_https: true");
   }
 }
 

@@ -251,7 +251,7 @@ bool DownstreamConnection::on_head() {
       respond_direct(400, "a Host header is required\n", "", true);
       return false;
     }
-    uint16_t port = snapshot_->https_port();
+    uint16_t port = listener_.https_port != 0 ? listener_.https_port : snapshot_->https_port();
     std::string location = "https://" + host + (port != 443 ? ":" + std::to_string(port) : "") +
                            std::string(request_path(req.target));
     respond_direct(308, "redirecting to " + location + "\n", "Location: " + location + "\r\n",

@@ -23,6 +23,10 @@ class TlsTest(harness.ProxyTestCase):
             cls.http_port = harness.free_port()
             cfg = harness.tls_config(cls.port, cls.certs, {"app": [cls.up.address]}, workers=2)
             cfg["listen"].append({"address": "127.0.0.1:%d" % cls.http_port, "redirect_https": True})
+            # As in a container: frontdoor binds 8443, the world sees it as 443.
+            cls.mapped_http_port = harness.free_port()
+            cfg["listen"].append({"address": "127.0.0.1:%d" % cls.mapped_http_port,
+                                  "redirect_https": True, "https_port": 443})
             cls.fd = cls.class_frontdoor(cfg)
         except BaseException:
             cls.tearDownClass()
@@ -157,6 +161,11 @@ class TlsTest(harness.ProxyTestCase):
         r = harness.curl("http://localhost:%d/path?q=1" % self.http_port)
         self.assertEqual(r.status, 308, r)
         self.assertEqual(r.headers.get("location"), "https://localhost:%d/path?q=1" % self.port)
+
+    def test_redirect_names_the_configured_https_port(self):
+        r = harness.curl("http://localhost:%d/path?q=1" % self.mapped_http_port)
+        self.assertEqual(r.status, 308, r)
+        self.assertEqual(r.headers.get("location"), "https://localhost/path?q=1")
 
     def test_redirect_does_not_reach_upstream(self):
         before = self.up.stats()["requests"]

@@ -56,6 +56,9 @@ TEST(ConfigDiff, ListenerThatTurnsIntoARedirectIsChanged) {
   Config after = valid_config();
   after.listeners[0].redirect_https = true;
   EXPECT_EQ(diff(valid_config(), after).listeners_changed, Names{"0.0.0.0:8080"});
+  Config port = after;
+  port.listeners[0].https_port = 443;
+  EXPECT_EQ(diff(after, port).listeners_changed, Names{"0.0.0.0:8080"});
 }
 
 TEST(ConfigDiff, UpstreamsAddedRemovedAndChanged) {

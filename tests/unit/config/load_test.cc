@@ -455,6 +455,31 @@ routes: [{upstream: app}]
               ElementsAre("2:5: a listener cannot have both tls and redirect_https"));
 }
 
+TEST(LoadString, RedirectHttpsPort) {
+  const std::string yaml = R"(listen:
+  - address: ":8000"
+  - address: ":8080"
+    redirect_https: true
+    https_port: ${PORT}
+upstreams: {app: {servers: ["a:1"]}}
+routes: [{upstream: app}]
+)";
+  EXPECT_EQ(load_ok(yaml, fake_env({{"PORT", "443"}})).listeners.at(1).https_port, 443);
+  EXPECT_THAT(load_errors(yaml, fake_env({{"PORT", "0"}})),
+              ElementsAre("5:17: expected an integer from 1 to 65535 for \"https_port\", got \"0\""));
+  EXPECT_EQ(load_ok(R"(listen: [{address: ":8080", redirect_https: true}]
+upstreams: {app: {servers: ["a:1"]}}
+routes: [{upstream: app}]
+)").listeners.at(0).https_port, 0);
+  EXPECT_THAT(load_errors(R"(listen:
+  - address: ":8000"
+    https_port: 443
+upstreams: {app: {servers: ["a:1"]}}
+routes: [{upstream: app}]
+)"),
+              ElementsAre("3:17: https_port only applies to a listener with redirect_https: true"));
+}
+
 TEST(LoadString, BadDurations) {
   EXPECT_THAT(load_errors(R"(listen: [{address: ":80"}]
 upstreams:
