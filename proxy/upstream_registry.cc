@@ -130,9 +130,12 @@ bool UpstreamRegistry::refresh(size_t index) {
       next->push_back(std::move(server));
     }
   }
+  // The same servers in another order is no change: DNS servers (Docker's among them) shuffle
+  // their answers, and republishing on each shuffle would log and reset balancing for nothing.
   bool changed = next->size() != g.servers->size();
   for (size_t i = 0; !changed && i < next->size(); ++i) {
-    changed = (*next)[i] != (*g.servers)[i];
+    changed = current.count((*next)[i]->address) == 0 ||
+              current.at((*next)[i]->address) != (*next)[i];
   }
   if (!changed) {
     return false;
