@@ -7,13 +7,15 @@ Every path answers 200 "hello from worker <WORKER_ID>" with an X-Worker header, 
 requests through the proxy show the balancing. GET /healthz answers "ok". /echo answers the
 request (method, path, headers as the upstream received them, body size) as JSON, to show
 what the proxy added (X-Forwarded-For, Forwarded, X-Request-Id, ...).
-WORKER_ID defaults to the process id.
+WORKER_ID defaults to host name/process id: in a container the host name is the container's
+own, so compose replicas tell themselves apart without per-replica settings.
 """
 
 import json
 import os
+import socket
 
-WORKER_ID = os.environ.get("WORKER_ID") or str(os.getpid())
+WORKER_ID = os.environ.get("WORKER_ID") or "%s/%d" % (socket.gethostname(), os.getpid())
 
 
 async def _read_body(receive):
