@@ -125,6 +125,59 @@ class UnitFileTest(unittest.TestCase):
         self.assertEqual(ours, [], out)
 
 
+class InstallTest(unittest.TestCase):
+    """`cmake --install` lays out a VM: binary, unit pointing at it, sysusers entry, and an
+    example config that passes --check and is never written over."""
+
+    @classmethod
+    def setUpClass(cls):
+        harness.require_binary()
+        cls.build_dir = os.path.dirname(os.path.abspath(harness.BIN))
+        if not os.path.exists(os.path.join(cls.build_dir, "cmake_install.cmake")):
+            raise unittest.SkipTest("FRONTDOOR_BIN is not in a CMake build tree")
+
+    def install(self, destdir, prefix="/opt/fd"):
+        env = dict(os.environ, DESTDIR=destdir)
+        r = harness.run(["cmake", "--install", self.build_dir, "--prefix", prefix],
+                        timeout=120, env=env)
+        out = (r.stdout + r.stderr).decode(errors="replace")
+        self.assertEqual(r.returncode, 0, out)
+        return out
+
+    def test_install_layout(self):
+        tmp = harness.TempDir(prefix="fd-install-")
+        self.addCleanup(tmp.cleanup)
+        self.install(tmp.path)
+        binary = tmp.join("opt", "fd", "bin", "frontdoor")
+        unit_path = tmp.join("opt", "fd", "lib", "systemd", "system", "frontdoor.service")
+        sysusers = tmp.join("opt", "fd", "lib", "sysusers.d", "frontdoor.conf")
+        config = tmp.join("etc", "frontdoor", "frontdoor.yaml")
+        for path in (binary, unit_path, sysusers, config):
+            self.assertTrue(os.path.isfile(path), path)
+        self.assertTrue(os.access(binary, os.X_OK))
+
+        with open(unit_path) as f:
+            unit = parse_unit(f.read())
+        exec_start = [v for k, v in unit["Service"] if k == "ExecStart"]
+        self.assertEqual(exec_start, ["/opt/fd/bin/frontdoor -c /etc/frontdoor/frontdoor.yaml"])
+
+        env = dict(os.environ, **harness.sanitizer_env())
+        env.pop("FRONTDOOR_DOMAIN", None)
+        r = harness.run([binary, "--check", "-c", config], env=env)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn(b"FRONTDOOR_DOMAIN is not set", r.stderr)
+        env["FRONTDOOR_DOMAIN"] = "example.com"
+        r = harness.run([binary, "--check", "-c", config], env=env)
+        self.assertEqual(r.returncode, 0, r.stderr)
+
+        with open(config, "a") as f:
+            f.write("# edited by the operator\n")
+        out = self.install(tmp.path)
+        self.assertIn("Kept: " + config, out)
+        with open(config) as f:
+            self.assertTrue(f.read().endswith("# edited by the operator\n"))
+
+
 class NotifySocket:
     """An AF_UNIX datagram socket standing in for systemd's notification socket. SO_PASSCRED
     makes the kernel attach the sender's pid, which systemd (NotifyAccess=main) checks."""
