@@ -155,6 +155,10 @@ struct Config {
   Log log;
   Limits limits;
   Duration shutdown_timeout{10000};
+  // After SIGTERM, /ready answers 503 but listeners keep accepting this long before the drain
+  // starts, so that load balancers polling /ready (Kubernetes endpoints, cloud LBs) stop sending
+  // new connections first; 0 = drain at once. A second SIGTERM/SIGINT skips the rest.
+  Duration shutdown_delay{0};
   unsigned workers = 0;  // 0 = auto (one per CPU core)
 };
 

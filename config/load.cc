@@ -829,6 +829,7 @@ Config Loader::load(const YAML::Node& root) {
           {"log", [&](const Entry& e) { read_log(e, &cfg.log); }},
           {"limits", [&](const Entry& e) { read_limits(e, &cfg.limits); }},
           {"shutdown_timeout", [&](const Entry& e) { read_duration(e, &cfg.shutdown_timeout); }},
+          {"shutdown_delay", [&](const Entry& e) { read_duration(e, &cfg.shutdown_delay); }},
           {"workers", [&](const Entry& e) { read_workers(e, &cfg.workers); }},
       });
   return cfg;

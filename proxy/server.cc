@@ -56,6 +56,7 @@ Server::Server(std::shared_ptr<const config::Config> config)
                               const ServerListPtr& servers) { publish_servers(group, servers); }),
       admin_(loop_, [this] { return admin_view(); }),
       poll_timer_(loop_, [this] { check_workers(); }),
+      delay_timer_(loop_, [this] { start_drain(); }),
       deadline_timer_(loop_, [this] {
         forced_ = true;
         log::warn("shutdown timeout reached: closing remaining connections");
@@ -442,12 +443,27 @@ void Server::on_signal(evutil_socket_t sig, short, void* arg) {
 
 void Server::begin_shutdown(const char* signal_name) {
   if (shutting_down_) {
+    if (!drain_started_) {
+      log::info("second signal: draining now", {{"signal", signal_name}});
+      delay_timer_.cancel();
+      start_drain();
+    }
     return;
   }
   shutting_down_ = true;
   notify_stopping();
-  log::info("shutting down",
-            {{"signal", signal_name}, {"timeout_ms", config_->shutdown_timeout.count()}});
+  log::info("shutting down", {{"signal", signal_name},
+                              {"delay_ms", config_->shutdown_delay.count()},
+                              {"timeout_ms", config_->shutdown_timeout.count()}});
+  if (config_->shutdown_delay.count() > 0) {
+    delay_timer_.arm(config_->shutdown_delay);
+  } else {
+    start_drain();
+  }
+}
+
+void Server::start_drain() {
+  drain_started_ = true;
   for (auto& w : workers_) {
     w->request_drain();
   }

@@ -59,6 +59,7 @@ class Server {
   void install_managed_certificates();
   AdminView admin_view() const;
   void begin_shutdown(const char* signal_name);
+  void start_drain();
   void check_workers();
   static void on_signal(evutil_socket_t sig, short, void* arg);
 
@@ -81,7 +82,9 @@ class Server {
   std::vector<event*> signal_events_;
   bool shutting_down_ = false;
   bool forced_ = false;
+  bool drain_started_ = false;
   Timer poll_timer_;
+  Timer delay_timer_;
   Timer deadline_timer_;
 };
 

@@ -317,6 +317,39 @@ class AdminTest(harness.ProxyTestCase):
             self.fail("frontdoor still running after the drain\n" + fd.tail())
         self.assertEqual(exit_code, 0, fd.tail())
 
+    def test_shutdown_delay_keeps_serving_while_ready_is_503(self):
+        a = self.upstream("delay")
+        port, fd, admin = self.frontdoor_with_admin({"app": [a.address]},
+                                                    shutdown_delay="%dms" % (2000 * SLOW))
+        self.assertEqual(self.get(port, "/before").status, 200)
+        t0 = time.monotonic()
+        fd.send_signal(signal.SIGTERM)
+        harness.wait_for(lambda: admin.get("/ready")[0] == 503, 1.0 * SLOW, interval=0.02,
+                         what="/ready 503 at once after SIGTERM")
+        # New connections are still served while load balancers learn that /ready failed.
+        r = self.get(port, "/during-delay")
+        self.assertEqual(r.status, 200, r)
+        self.assertLess(time.monotonic() - t0, 2.0 * SLOW, "the delay was over already")
+        self.assertEqual(a.path_count("/during-delay"), 1)
+        exit_code = fd.wait_exit(10 * SLOW)
+        self.assertEqual(exit_code, 0, fd.tail())
+        self.assertGreaterEqual(time.monotonic() - t0, 2.0 * SLOW, "exited before the delay")
+        line = [entry for entry in fd.log_lines() if entry.get("msg") == "shutting down"]
+        self.assertEqual(line[0]["delay_ms"], int(2000 * SLOW), line)
+
+    def test_second_signal_skips_the_shutdown_delay(self):
+        a = self.upstream("delay2")
+        port, fd, admin = self.frontdoor_with_admin({"app": [a.address]}, shutdown_delay="60s")
+        fd.send_signal(signal.SIGTERM)
+        harness.wait_for(lambda: admin.get("/ready")[0] == 503, 1.0 * SLOW, interval=0.02,
+                         what="/ready 503 after SIGTERM")
+        t0 = time.monotonic()
+        fd.send_signal(signal.SIGINT)
+        exit_code = fd.wait_exit(5 * SLOW)
+        self.assertEqual(exit_code, 0, fd.tail())
+        self.assertLess(time.monotonic() - t0, 5 * SLOW)
+        self.assertIn("second signal: draining now", fd.log_text())
+
     # --- separation from the public listener ---
 
     def test_admin_paths_through_public_listener_reach_the_upstream(self):

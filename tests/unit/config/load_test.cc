@@ -90,6 +90,7 @@ TEST(LoadString, MinimalConfigGetsDefaults) {
   EXPECT_EQ(cfg.limits.max_header_bytes, 65536u);
   EXPECT_EQ(cfg.limits.max_body_bytes, 0u);
   EXPECT_EQ(cfg.shutdown_timeout, 10s);
+  EXPECT_EQ(cfg.shutdown_delay, 0s);
   EXPECT_EQ(cfg.workers, 0u);
 }
 
@@ -150,6 +151,7 @@ limits:
   max_header_bytes: 1024
   max_body_bytes: 18446744073709551615
 shutdown_timeout: 0s
+shutdown_delay: 5s
 workers: 16
 )",
                        fake_env({{"CERT", cert_path}, {"KEY", key_path}}));
@@ -195,6 +197,7 @@ workers: 16
   EXPECT_EQ(cfg.limits.max_header_bytes, 1024u);
   EXPECT_EQ(cfg.limits.max_body_bytes, UINT64_MAX);
   EXPECT_EQ(cfg.shutdown_timeout, 0s);
+  EXPECT_EQ(cfg.shutdown_delay, 5s);
   EXPECT_EQ(cfg.workers, 16u);
 }
 
