@@ -51,7 +51,10 @@ run_suite() {
       export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
     fi
     # stdin from /dev/null: CI runs us without one, and a closed fd 0 gets reused by sockets.
+    # -j2: the integration tests still run one at a time (RESOURCE_LOCK in tests/CMakeLists.txt);
+    # the Docker test runs beside them.
     ctest --test-dir "$build_dir" --output-on-failure --no-tests=error --timeout 900 \
+      --parallel "${FRONTDOOR_TEST_JOBS:-2}" \
       "${ctest_args[@]}" </dev/null
   ); then
     echo "== test: $variant suite passed ($((SECONDS - start))s)"
