@@ -31,6 +31,8 @@ struct Listener {
   // the one frontdoor binds (a container's 8443 published as 443). 0 = the first TLS
   // listener's port.
   uint16_t https_port = 0;
+  // On a TLS listener: Strict-Transport-Security max-age for its responses; 0 = no header.
+  Duration hsts{0};
   Mark mark;
 };
 
@@ -139,6 +141,11 @@ struct Limits {
   uint32_t max_connections = 10000;  // per process
   Duration header_timeout{10000};    // whole request head, counted from accept / previous request
   Duration idle_timeout{60000};      // keep-alive idle between requests
+  // A request body must be complete within |body_timeout| of its head (0 = no limit), and
+  // after a 5 s grace arrive at |body_min_rate| bytes/s or more (0 = no minimum), or the
+  // request is cut with 408.
+  Duration body_timeout{60000};
+  uint64_t body_min_rate = 1024;
   uint32_t max_header_bytes = 65536;
   uint64_t max_body_bytes = 0;  // 0 = unlimited
 };

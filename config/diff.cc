@@ -115,7 +115,7 @@ ConfigDiff diff(const Config& before, const Config& after) {
     if (old == nullptr) {
       d.listeners_added.push_back(l.address);
     } else if (old->tls != l.tls || old->redirect_https != l.redirect_https ||
-               old->https_port != l.https_port) {
+               old->https_port != l.https_port || old->hsts != l.hsts) {
       d.listeners_changed.push_back(l.address);
     }
   }

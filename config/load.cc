@@ -196,6 +196,7 @@ class Loader {
   void read_non_empty_string(const Entry& entry, std::string* out);
   void read_bool(const Entry& entry, bool* out);
   void read_duration(const Entry& entry, Duration* out, bool positive = false);
+  void read_rate(const Entry& entry, uint64_t* out);
   void read_choice(const Entry& entry, const std::vector<std::string_view>& choices,
                    std::string* out);
   void read_address(const Entry& entry, std::string* address, HostPort* endpoint);
@@ -361,6 +362,20 @@ void Loader::read_duration(const Entry& entry, Duration* out, bool positive) {
   }
 }
 
+void Loader::read_rate(const Entry& entry, uint64_t* out) {
+  auto text = scalar(entry, "a rate like 1KiB/s");
+  if (!text) {
+    return;
+  }
+  auto rate = parse_rate(*text);
+  if (!rate) {
+    error(entry.mark, "expected a rate like 1KiB/s for " + entry.label + ": " +
+                          rate.error().message);
+  } else {
+    *out = *rate;
+  }
+}
+
 void Loader::read_choice(const Entry& entry, const std::vector<std::string_view>& choices,
                          std::string* out) {
   auto text = scalar(entry, "a string");
@@ -424,6 +439,7 @@ void Loader::read_workers(const Entry& entry, unsigned* out) {
 void Loader::read_listener(const Entry& entry, Listener* out) {
   out->mark = entry.mark;
   Mark https_port_mark;
+  Mark hsts_mark;
   read_map(entry,
            {
                {"address", [&](const Entry& e) { read_address(e, &out->address, &out->endpoint); },
@@ -435,12 +451,21 @@ void Loader::read_listener(const Entry& entry, Listener* out) {
                   read_integer(e, 1, 65535, &out->https_port);
                   https_port_mark = e.mark;
                 }},
+               {"hsts",
+                [&](const Entry& e) {
+                  read_duration(e, &out->hsts);
+                  hsts_mark = e.mark;
+                }},
            });
   if (out->tls && out->redirect_https) {
     error(entry.mark, "a listener cannot have both tls and redirect_https");
   }
   if (out->https_port != 0 && !out->redirect_https) {
     error(https_port_mark, "https_port only applies to a listener with redirect_https: true");
+  }
+  // RFC 6797 7.2: a host must not send the header over plain HTTP.
+  if (out->hsts.count() != 0 && !out->tls) {
+    error(hsts_mark, "hsts only applies to a listener with tls: true");
   }
 }
 
@@ -790,6 +815,8 @@ void Loader::read_limits(const Entry& entry, Limits* out) {
            [&](const Entry& e) { read_integer(e, 1, MAX_U32, &out->max_connections); }},
           {"header_timeout", [&](const Entry& e) { read_duration(e, &out->header_timeout, true); }},
           {"idle_timeout", [&](const Entry& e) { read_duration(e, &out->idle_timeout); }},
+          {"body_timeout", [&](const Entry& e) { read_duration(e, &out->body_timeout); }},
+          {"body_min_rate", [&](const Entry& e) { read_rate(e, &out->body_min_rate); }},
           {"max_header_bytes",
            [&](const Entry& e) { read_integer(e, 1024, 1048576, &out->max_header_bytes); }},
           {"max_body_bytes",

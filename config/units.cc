@@ -123,6 +123,30 @@ Result<Duration> parse_duration(std::string_view text) {
   return Duration(count * millis);
 }
 
+Result<uint64_t> parse_rate(std::string_view text) {
+  static constexpr std::pair<std::string_view, uint64_t> SIZES[] = {
+      {"B/s", 1}, {"KiB/s", 1024}, {"MiB/s", 1024 * 1024}, {"GiB/s", 1024 * 1024 * 1024}};
+  static constexpr std::string_view HINT = "a rate like 1KiB/s: B, KiB, MiB or GiB per second";
+  if (text.empty() || !is_digit(text.front())) {
+    return invalid(quoted(text) + " is not " + std::string(HINT));
+  }
+  uint64_t count = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), count);
+  std::string_view unit(end, static_cast<size_t>(text.data() + text.size() - end));
+  if (ec == std::errc::result_out_of_range) {
+    return invalid(quoted(text) + " is too large");
+  }
+  for (const auto& [name, bytes] : SIZES) {
+    if (unit == name) {
+      if (count > std::numeric_limits<uint64_t>::max() / bytes) {
+        return invalid(quoted(text) + " is too large");
+      }
+      return count * bytes;
+    }
+  }
+  return invalid(quoted(text) + " is not " + std::string(HINT));
+}
+
 std::string format_duration(Duration d) {
   int64_t millis = d.count();
   if (millis == 0) {

@@ -18,6 +18,10 @@ constexpr size_t INPUT_SLACK = 64 * 1024;
 // How long we keep reading (and discarding) after answering a request we did not read whole,
 // so the client sees our response instead of a reset.
 constexpr std::chrono::milliseconds LINGER_TIME{2000};
+// How often a request body still coming is checked against body_timeout and body_min_rate,
+// and how long a body may take before its rate is judged (the spec's grace).
+constexpr std::chrono::milliseconds BODY_CHECK_INTERVAL{1000};
+constexpr std::chrono::milliseconds BODY_RATE_GRACE{5000};
 // RFC 9113 §5.1.2: the SETTINGS_MAX_CONCURRENT_STREAMS we announce (nghttpx and Envoy use 100).
 constexpr uint32_t H2_MAX_CONCURRENT_STREAMS = 100;
 
@@ -258,8 +262,16 @@ bool DownstreamConnection::on_head() {
                    req.has_body());
     return false;
   }
+  bool has_body = req.has_body();
   exchange_ = std::make_unique<Exchange>(*this, worker_, snapshot_, std::move(req));
   exchange_->start();
+  if (has_body && !exchange_done_) {
+    body_started_ = rate_since_ = std::chrono::steady_clock::now();
+    body_bytes_ = rate_bytes_ = 0;
+    const auto& limits = snapshot_->config().limits;
+    timer_.arm(limits.body_timeout.count() > 0 ? std::min(BODY_CHECK_INTERVAL, limits.body_timeout)
+                                               : BODY_CHECK_INTERVAL);
+  }
   return false;
 }
 
@@ -279,6 +291,7 @@ bool DownstreamConnection::answer_acme_challenge(std::string_view path) {
 }
 
 void DownstreamConnection::on_body(const char* data, size_t len) {
+  body_bytes_ += len;
   if (exchange_ && !exchange_done_) {
     exchange_->on_request_body(data, len);
   }
@@ -286,6 +299,9 @@ void DownstreamConnection::on_body(const char* data, size_t len) {
 
 void DownstreamConnection::on_message_complete() {
   request_done_ = true;
+  if (phase_ == Phase::exchange) {
+    timer_.cancel();  // the body check, if one was armed
+  }
   if (exchange_ && !exchange_done_) {
     exchange_->on_request_complete();
   }
@@ -492,6 +508,44 @@ void DownstreamConnection::on_closed(bool eof, bool timeout, const std::string& 
   close(eof ? "client closed the connection" : timeout ? "client write timeout" : "client error");
 }
 
+void DownstreamConnection::check_request_body() {
+  if (request_done_ || !exchange_ || exchange_done_) {
+    return;
+  }
+  const config::Limits& limits = snapshot_->config().limits;
+  auto now = std::chrono::steady_clock::now();
+  auto since_head = std::chrono::duration_cast<std::chrono::milliseconds>(now - body_started_);
+  const char* reason = nullptr;
+  if (limits.body_timeout.count() > 0 && since_head >= limits.body_timeout) {
+    reason = "request body not complete within body_timeout";
+  } else if (body_paused_) {
+    // We stopped reading because the upstream takes the body slower than the client sends it.
+    rate_since_ = now;
+    rate_bytes_ = body_bytes_;
+  } else if (limits.body_min_rate > 0) {
+    auto window = std::chrono::duration_cast<std::chrono::milliseconds>(now - rate_since_);
+    uint64_t received = body_bytes_ - rate_bytes_;
+    if (window >= BODY_RATE_GRACE &&
+        received * 1000 < limits.body_min_rate * static_cast<uint64_t>(window.count())) {
+      reason = "request body slower than body_min_rate";
+    }
+  }
+  if (reason == nullptr) {
+    auto next = BODY_CHECK_INTERVAL;
+    if (limits.body_timeout.count() > 0) {
+      next = std::min(next, limits.body_timeout - since_head);
+    }
+    timer_.arm(next);
+    return;
+  }
+  log::info("slow request body cut", {{"client", client_.ip},
+                                      {"reason", reason},
+                                      {"body_bytes", body_bytes_},
+                                      {"ms", since_head.count()}});
+  keep_alive_ = false;
+  exchange_->reject_request(408, reason);
+}
+
 void DownstreamConnection::on_timer() {
   if (h2_ && phase_ != Phase::closing && phase_ != Phase::lingering) {
     // No stream for the idle time (or no first one within header_timeout): GOAWAY and close.
@@ -521,6 +575,9 @@ void DownstreamConnection::on_timer() {
       }
       return;
     }
+    case Phase::exchange:
+      check_request_body();
+      return;
     case Phase::idle:
       if (buffered() > 0) {
         timer_.arm(snapshot_->config().limits.idle_timeout);

@@ -109,6 +109,8 @@ class DownstreamConnection : public Deferrable,
   void close_after_flush(bool linger);
   void finish_close();
   void on_timer();
+  // Phase exchange with the request body still coming: 408 if it is too slow.
+  void check_request_body();
   // Phase tunnel: hands the buffered client bytes to the exchange.
   void relay_tunnel();
 
@@ -135,6 +137,13 @@ class DownstreamConnection : public Deferrable,
   bool linger_ = false;
   // Phase tunnel: when a byte last went either way, for the idle timeout.
   std::chrono::steady_clock::time_point tunnel_activity_;
+  // Request body progress, for limits.body_timeout and body_min_rate: when the head ended, how
+  // many body bytes came since, and the start of the window the rate is judged over (reset
+  // while we, not the client, hold the body back).
+  std::chrono::steady_clock::time_point body_started_;
+  std::chrono::steady_clock::time_point rate_since_;
+  uint64_t body_bytes_ = 0;
+  uint64_t rate_bytes_ = 0;
   // Declared last: destroyed first, so its callback never sees a half-destroyed connection.
   Timer timer_;
 };

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 
 #include "proxy/http_message.h"
@@ -11,6 +12,7 @@ namespace fd::proxy {
 struct ClientInfo {
   std::string ip;  // textual, no port
   bool tls = false;
+  int64_t hsts_max_age = 0;  // seconds; 0 = no Strict-Transport-Security header
 };
 
 // The client side of one exchange: an HTTP/1.1 connection today, an HTTP/2 stream later. The

@@ -232,8 +232,24 @@ void Exchange::on_upstream_head(ResponseHead& head) {
   if (head.status >= 200) {
     status_ = head.status;
     response_head_sent_ = true;
+    add_hsts(head);
   }
   stream_.send_head(head);
+}
+
+// RFC 6797: every response on an HSTS listener carries the policy; an upstream that sets its
+// own (say, with includeSubDomains) keeps it.
+void Exchange::add_hsts(ResponseHead& head) const {
+  int64_t max_age = stream_.client().hsts_max_age;
+  if (max_age <= 0) {
+    return;
+  }
+  for (const auto& h : head.headers) {
+    if (iequals(h.name, "strict-transport-security")) {
+      return;
+    }
+  }
+  head.headers.push_back({"Strict-Transport-Security", "max-age=" + std::to_string(max_age)});
 }
 
 void Exchange::on_upstream_body(const char* data, size_t len) {
@@ -352,6 +368,7 @@ void Exchange::respond_local(int status, const std::string& text) {
   if (status == 503) {
     head.headers.push_back({"Retry-After", "1"});
   }
+  add_hsts(head);
   head.content_length = static_cast<int64_t>(body.size());
   response_head_sent_ = true;
   stream_.send_head(head);
@@ -385,6 +402,18 @@ void Exchange::abort(const std::string& reason) {
     status_ = 499;  // nginx's code for "client closed the request"
   }
   finish();
+}
+
+void Exchange::reject_request(int status, const std::string& reason) {
+  if (state_ == State::done) {
+    return;
+  }
+  if (response_head_sent_) {
+    abort(reason);
+    return;
+  }
+  error_ = reason;
+  respond_local(status, reason);
 }
 
 void Exchange::release_upstream() {

@@ -51,6 +51,9 @@ class Exchange : public Deferrable, private UpstreamConnection::Listener {
   const RuntimeSnapshot& snapshot() const { return *snapshot_; }
   // The client went away or the stream failed: release everything, log, finish.
   void abort(const std::string& reason);
+  // The client's request failed after its head (a body too slow): answers |status| when no
+  // response has started, else cuts like abort(); the upstream connection is not reused.
+  void reject_request(int status, const std::string& reason);
 
   const RequestHead& request() const { return request_; }
   State state() const { return state_; }
@@ -66,6 +69,7 @@ class Exchange : public Deferrable, private UpstreamConnection::Listener {
 
   // Sends a short plain-text response made by the proxy and finishes the exchange.
   void respond_local(int status, const std::string& text);
+  void add_hsts(ResponseHead& head) const;
   // Picks an untried available server of the group into |server_|; false if none.
   bool choose_server();
   // True when a failed attempt may go to another server: nothing of the body has left for

@@ -73,7 +73,7 @@ std::optional<Config> quick_config(const fd::proxy::CommandLine& cl) {
     std::cerr << "frontdoor: --from: " << from.error().message << "\n";
     return std::nullopt;
   }
-  cfg.listeners.push_back({cl.quick_from, *from, true, false, 0, {}});
+  cfg.listeners.push_back({cl.quick_from, *from, true, false, 0, {}, {}});
   auto certs = find_dev_certs();
   if (!certs) {
     std::cerr << "frontdoor: no development certificate found: run certs-dev/make-dev-certs.sh "

@@ -266,8 +266,9 @@ void Worker::accept(int fd, const sockaddr* peer, size_t listener_index) {
     return;
   }
   const config::Listener& l = snapshot_->config().listeners[listener_index];
+  int64_t hsts = std::chrono::duration_cast<std::chrono::seconds>(l.hsts).count();
   auto conn = std::make_unique<DownstreamConnection>(*this, snapshot_, listener_index,
-                                                     ClientInfo{peer_ip(peer), l.tls});
+                                                     ClientInfo{peer_ip(peer), l.tls, hsts});
   DownstreamConnection* raw = conn.get();
   conns_.push_front(std::move(conn));
   raw->self = conns_.begin();

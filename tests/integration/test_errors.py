@@ -1,6 +1,7 @@
 """Errors the proxy makes itself (502, 504, 400, 413, 431) and client-side timeouts."""
 
 import os
+import socket
 import time
 import unittest
 
@@ -121,6 +122,64 @@ class ClientTimeoutsTest(harness.ProxyTestCase):
         self.assertLess(elapsed, 3.0 * SLOW)
         self.assertGreater(elapsed, 0.5, "closed before header_timeout")
         self.assertTrue(data == b"" or data.startswith(b"HTTP/1.1 408"), data)
+
+    def slow_body(self, limits, chunk, interval, total=1 << 20, timeout=20):
+        """POSTs a body of |total| bytes, |chunk| bytes every |interval| s, until frontdoor
+        answers or closes: (response bytes, seconds from the head to the answer)."""
+        port = harness.free_port()
+        self.frontdoor(harness.tls_config(port, self.certs, {"app": [self.up.address]},
+                                          limits=limits))
+        with harness.tls_connect(port, ca=self.certs.ca, timeout=5) as s:
+            s.sendall(b"POST /upload HTTP/1.1\r\nHost: localhost\r\nContent-Length: %d\r\n\r\n"
+                      % total)
+            t0 = time.monotonic()
+            s.settimeout(interval)
+            data = b""
+            sent = 0
+            while time.monotonic() - t0 < timeout * SLOW:
+                if sent < total:
+                    piece = b"x" * min(chunk, total - sent)
+                    try:
+                        s.sendall(piece)
+                    except OSError:
+                        break
+                    sent += len(piece)
+                try:
+                    piece = s.recv(65536)
+                except socket.timeout:
+                    continue
+                except OSError:
+                    break
+                if not piece:
+                    break
+                data += piece
+                if b"\r\n\r\n" in data:
+                    break
+            return data, time.monotonic() - t0
+
+    def test_body_slower_than_body_min_rate_gets_408(self):
+        # 100 bytes every 0.5 s is 200 B/s, under 1KiB/s: cut after the 5 s grace.
+        data, elapsed = self.slow_body({"body_min_rate": "1KiB/s", "body_timeout": "60s"},
+                                       chunk=100, interval=0.5)
+        self.assertTrue(data.startswith(b"HTTP/1.1 408 "), data[:200])
+        self.assertIn(b"body_min_rate", data)
+        self.assertGreaterEqual(elapsed, 4.5)
+        self.assertLess(elapsed, 9 * SLOW)
+
+    def test_body_at_a_good_rate_is_cut_by_body_timeout(self):
+        # 8 KiB every 0.1 s is fast enough, but 1 MiB cannot be complete within 2 s.
+        data, elapsed = self.slow_body({"body_min_rate": "1KiB/s", "body_timeout": "2s"},
+                                       chunk=8192, interval=0.1)
+        self.assertTrue(data.startswith(b"HTTP/1.1 408 "), data[:200])
+        self.assertIn(b"body_timeout", data)
+        self.assertGreaterEqual(elapsed, 1.8)
+        self.assertLess(elapsed, 5 * SLOW)
+
+    def test_body_min_rate_zero_lets_a_slow_body_finish(self):
+        data, elapsed = self.slow_body({"body_min_rate": "0B/s", "body_timeout": "0s"},
+                                       chunk=100, interval=0.5, total=1400)
+        self.assertTrue(data.startswith(b"HTTP/1.1 200 "), data[:200])
+        self.assertGreater(elapsed, 6)
 
     def test_idle_timeout(self):
         port = harness.free_port()

@@ -24,6 +24,9 @@ class TlsTest(harness.ProxyTestCase):
             cfg = harness.tls_config(cls.port, cls.certs, {"app": [cls.up.address]}, workers=2)
             cfg["listen"].append({"address": "127.0.0.1:%d" % cls.http_port, "redirect_https": True})
             # As in a container: frontdoor binds 8443, the world sees it as 443.
+            cls.hsts_port = harness.free_port()
+            cfg["listen"].append({"address": "127.0.0.1:%d" % cls.hsts_port, "tls": True,
+                                  "hsts": "365d"})
             cls.mapped_http_port = harness.free_port()
             cfg["listen"].append({"address": "127.0.0.1:%d" % cls.mapped_http_port,
                                   "redirect_https": True, "https_port": 443})
@@ -161,6 +164,23 @@ class TlsTest(harness.ProxyTestCase):
         r = harness.curl("http://localhost:%d/path?q=1" % self.http_port)
         self.assertEqual(r.status, 308, r)
         self.assertEqual(r.headers.get("location"), "https://localhost:%d/path?q=1" % self.port)
+
+    # --- HSTS ---
+
+    def test_hsts_on_its_listener_only(self):
+        for http in ("1.1", "2"):
+            with self.subTest(http=http):
+                r = harness.curl("https://localhost:%d/x" % self.hsts_port, ca=self.certs.ca,
+                                 http=http)
+                self.assertEqual(r.status, 200, r)
+                self.assertEqual(r.headers.get("strict-transport-security"), "max-age=31536000")
+                r = harness.curl("https://localhost:%d/own-hsts" % self.hsts_port,
+                                 ca=self.certs.ca, http=http)
+                self.assertEqual(r.headers.get("strict-transport-security"),
+                                 "max-age=60; includeSubDomains", "the upstream's policy wins")
+                r = harness.curl("https://localhost:%d/x" % self.port, ca=self.certs.ca, http=http)
+                self.assertEqual(r.status, 200, r)
+                self.assertIsNone(r.headers.get("strict-transport-security"))
 
     def test_redirect_names_the_configured_https_port(self):
         r = harness.curl("http://localhost:%d/path?q=1" % self.mapped_http_port)

@@ -325,6 +325,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 left -= len(piece)
             if chunked:
                 self.wfile.write(b"0\r\n\r\n")
+        elif path == "/own-hsts":
+            self.drain()
+            body = b"own policy\n"
+            self.send_head(200, [("Content-Type", "text/plain"), ("Content-Length", str(len(body))),
+                                 ("Strict-Transport-Security", "max-age=60; includeSubDomains")])
+            self.wfile.write(body)
         elif path.startswith("/status/"):
             self.drain()
             try:

@@ -271,7 +271,7 @@ TEST(LoadString, UnknownKeysAtEveryLevel) {
   EXPECT_THAT(load_errors(R"(listen:
   - address: ":443"
     tls: true
-    hsts: 365d
+    http3: true
 tls:
   ocsp: {}
   certificates:
@@ -285,16 +285,16 @@ routes:
   - match: {host: x, path: /}
     upstream: app
 log: {level: info, format: json}
-limits: {body_timeout: 60s}
+limits: {body_timeout_ms: 60}
 admin:
   address: "127.0.0.1:9901"
   token: secret
 )"),
-              ElementsAre("4:5: unknown key \"hsts\"", "6:3: unknown key \"ocsp\"",
+              ElementsAre("4:5: unknown key \"http3\"", "6:3: unknown key \"ocsp\"",
                           "8:25: unknown key \"chain\"", "11:32: unknown key \"wieght\"",
                           "12:29: unknown key \"method\"", "13:5: unknown key \"retry\"",
                           "15:22: unknown key \"path\"", "17:20: unknown key \"format\"",
-                          "18:10: unknown key \"body_timeout\"", "21:3: unknown key \"token\""));
+                          "18:10: unknown key \"body_timeout_ms\"", "21:3: unknown key \"token\""));
 }
 
 TEST(LoadString, DuplicateKeys) {
@@ -481,6 +481,28 @@ upstreams: {app: {servers: ["a:1"]}}
 routes: [{upstream: app}]
 )"),
               ElementsAre("3:17: https_port only applies to a listener with redirect_https: true"));
+}
+
+TEST(LoadString, BodyLimits) {
+  Config cfg = load_ok(MINIMAL + "limits: {body_timeout: 0s, body_min_rate: 512B/s}\n");
+  EXPECT_EQ(cfg.limits.body_timeout, 0s);
+  EXPECT_EQ(cfg.limits.body_min_rate, 512u);
+  EXPECT_EQ(load_ok(MINIMAL + "limits: {body_min_rate: 2MiB/s}\n").limits.body_min_rate,
+            2u * 1024 * 1024);
+  EXPECT_EQ(load_ok(MINIMAL).limits.body_min_rate, 1024u);
+  EXPECT_THAT(load_errors(MINIMAL + "limits: {body_min_rate: 1KB}\n"),
+              ElementsAre(testing::HasSubstr("expected a rate like 1KiB/s for \"body_min_rate\"")));
+}
+
+TEST(LoadString, Hsts) {
+  const std::string yaml = R"(listen:
+  - address: ":8000"
+    hsts: 365d
+upstreams: {app: {servers: ["a:1"]}}
+routes: [{upstream: app}]
+)";
+  EXPECT_THAT(load_errors(yaml),
+              ElementsAre("3:11: hsts only applies to a listener with tls: true"));
 }
 
 TEST(LoadString, BadDurations) {
@@ -806,8 +828,7 @@ admin:
 }
 
 // The example from the interface spec, as written there, except: the certificate and CA bundle
-// paths come from the environment (validation reads the files), and limits.body_timeout and
-// limits.body_min_rate are left out because the loader does not read them yet.
+// paths come from the environment (validation reads the files).
 TEST(LoadString, SpecExample) {
   test::TempDir dir;
   auto key = test::make_key();
@@ -866,6 +887,8 @@ log:
 limits:
   max_connections: 10000
   header_timeout: 10s              # whole request head must arrive within this, counted from accept
+  body_timeout: 60s                # a request body must be complete within this (408 otherwise)
+  body_min_rate: 1KiB/s            # after a 5s grace a body slower than this is cut (408)
   idle_timeout: 60s                # keep-alive idle
   max_header_bytes: 65536
   max_body_bytes: 0                # 0 = unlimited; bodies are streamed, never buffered whole
@@ -925,6 +948,8 @@ workers: auto                      # worker threads; auto = number of CPU cores
   EXPECT_EQ(cfg.limits.header_timeout, 10s);
   EXPECT_EQ(cfg.limits.idle_timeout, 60s);
   EXPECT_EQ(cfg.limits.max_header_bytes, 65536u);
+  EXPECT_EQ(cfg.limits.body_timeout, 60s);
+  EXPECT_EQ(cfg.limits.body_min_rate, 1024u);
   EXPECT_EQ(cfg.limits.max_body_bytes, 0u);
   EXPECT_EQ(cfg.shutdown_timeout, 10s);
   EXPECT_EQ(cfg.workers, 0u);
