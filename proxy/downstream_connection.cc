@@ -229,9 +229,10 @@ void DownstreamConnection::process_input() {
     log::info("bad request",
               {{"client", client_.ip}, {"status", out.http_status}, {"reason", out.reason}});
     if (exchange_) {
-      // The head was fine but the body framing is not: the response cannot be trusted.
+      // The head was fine but the body framing is not: answer 400 unless the response has
+      // started, and never read from this connection again.
       keep_alive_ = false;
-      exchange_->abort("invalid request body: " + out.reason);
+      exchange_->reject_request(400, "invalid request body: " + out.reason);
     } else {
       respond_direct(out.http_status, std::string(reason_phrase(out.http_status)) + "\n", "", true);
     }

@@ -1,5 +1,7 @@
 #include "proxy/http1_parser.h"
 
+#include <string_view>
+
 namespace fd::proxy {
 namespace {
 
@@ -13,10 +15,54 @@ void trim_trailing_ws(std::string* s) {
   }
 }
 
+bool starts_with_nocase(std::string_view s, std::string_view prefix) {
+  return s.size() >= prefix.size() && iequals(s.substr(0, prefix.size()), prefix);
+}
+
+// What RFC 9112 makes a request head invalid and llhttp lets through: framing other than a
+// single final "chunked" (§6.1: we do not decode other codings, so the length is unknown),
+// a missing or repeated Host (§3.2), and an absolute-form target naming another authority
+// than Host (§3.2.2), which would let routing and the upstream see different hosts.
+const char* request_head_problem(const RequestHead& r) {
+  const std::string* host = nullptr;
+  int hosts = 0;
+  int codings = 0;
+  for (const auto& h : r.headers) {
+    if (iequals(h.name, "host")) {
+      host = &h.value;
+      ++hosts;
+    } else if (iequals(h.name, "transfer-encoding")) {
+      if (++codings > 1 || !iequals(h.value, "chunked")) {
+        return "Transfer-Encoding other than a single chunked";
+      }
+    }
+  }
+  if (hosts > 1) {
+    return "more than one Host header";
+  }
+  if (hosts == 0 && r.version_major == 1 && r.version_minor >= 1) {
+    return "HTTP/1.1 request without Host";
+  }
+  std::string_view target = r.target;
+  for (std::string_view scheme : {"http://", "https://"}) {
+    if (starts_with_nocase(target, scheme)) {
+      std::string_view rest = target.substr(scheme.size());
+      std::string_view authority = rest.substr(0, rest.find_first_of("/?#"));
+      if (host == nullptr || !iequals(authority, *host)) {
+        return "absolute-form target names another host than Host";
+      }
+    }
+  }
+  return nullptr;
+}
+
 }  // namespace
 
 Http1Parser::Http1Parser(Kind kind, Handler* handler, uint32_t max_head_bytes)
-    : kind_(kind), handler_(handler), max_head_bytes_(max_head_bytes) {
+    : kind_(kind),
+      handler_(handler),
+      max_head_bytes_(max_head_bytes),
+      guard_(kind == Kind::request) {
   llhttp_settings_init(&settings_);
   settings_.on_message_begin = &Http1Parser::on_message_begin;
   settings_.on_url = &Http1Parser::on_url;
@@ -32,8 +78,9 @@ Http1Parser::Http1Parser(Kind kind, Handler* handler, uint32_t max_head_bytes)
 }
 
 Http1Parser::Outcome Http1Parser::execute(const char* data, size_t len) {
-  exec_begin_ = data;
-  exec_end_ = data + len;
+  if (auto scan = guard_.scan(data, len); scan.error != nullptr) {
+    return {Status::error, 0, 400, scan.error};
+  }
   llhttp_errno_t err = llhttp_execute(&parser_, data, len);
   if (err == HPE_OK) {
     return {Status::more, len, 0, {}};
@@ -44,7 +91,9 @@ Http1Parser::Outcome Http1Parser::execute(const char* data, size_t len) {
   }
   Outcome out{Status::error, consumed, 0, {}};
   out.http_status = limit_status_ != 0 ? limit_status_ : 400;
-  out.reason = std::string(llhttp_errno_name(err)) + ": " + llhttp_get_error_reason(&parser_);
+  out.reason = head_problem_ != nullptr ? std::string(head_problem_)
+                                        : std::string(llhttp_errno_name(err)) + ": " +
+                                              llhttp_get_error_reason(&parser_);
   return out;
 }
 
@@ -67,6 +116,7 @@ void Http1Parser::next_message() {
   }
   in_message_ = false;
   head_complete_ = false;
+  guard_.reset();
 }
 
 bool Http1Parser::count_head(size_t len, bool url) {
@@ -85,10 +135,9 @@ int Http1Parser::on_message_begin(llhttp_t* p) {
   self->head_complete_ = false;
   self->head_bytes_ = 0;
   self->limit_status_ = 0;
+  self->head_problem_ = nullptr;
   self->field_.clear();
   self->value_.clear();
-  self->value_started_ = false;
-  self->value_end_ = nullptr;
   if (self->kind_ == Kind::request) {
     self->request_ = RequestHead{};
   } else {
@@ -129,18 +178,7 @@ int Http1Parser::on_header_value(llhttp_t* p, const char* at, size_t len) {
   if (!self->count_head(len, false)) {
     return HPE_USER;
   }
-  if (self->value_started_) {
-    bool contiguous =
-        at == self->value_end_ || (self->value_end_ == nullptr && at == self->exec_begin_);
-    if (!contiguous) {
-      llhttp_set_error_reason(p, "obsolete line folding in header value");
-      return HPE_USER;
-    }
-  }
-  self->value_started_ = true;
   self->value_.append(at, len);
-  // A piece that runs to the end of the buffer continues at the start of the next one.
-  self->value_end_ = at + len == self->exec_end_ ? nullptr : at + len;
   return 0;
 }
 
@@ -155,8 +193,6 @@ int Http1Parser::on_header_value_complete(llhttp_t* p) {
   headers.push_back(Header{std::move(self->field_), std::move(self->value_)});
   self->field_.clear();
   self->value_.clear();
-  self->value_started_ = false;
-  self->value_end_ = nullptr;
   return 0;
 }
 
@@ -175,6 +211,10 @@ int Http1Parser::on_headers_complete(llhttp_t* p) {
     r.chunked = chunked;
     r.content_length = length;
     r.keep_alive = keep_alive;
+    self->head_problem_ = request_head_problem(r);
+    if (self->head_problem_ != nullptr) {
+      return -1;  // any value but 0, 1, 2 and HPE_PAUSED is an error to llhttp
+    }
     self->handler_->on_head();
     return 0;
   }

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <string>
 
+#include "proxy/http1_line_guard.h"
 #include "proxy/http_message.h"
 
 namespace fd::proxy {
@@ -82,15 +83,10 @@ class Http1Parser {
   bool in_message_ = false;
   bool head_complete_ = false;
   int limit_status_ = 0;
+  const char* head_problem_ = nullptr;  // why on_headers_complete refused the head
   std::string field_;
   std::string value_;
-  // Where the bytes of the current execute() call start and end, and where the last piece of
-  // the current header value ended: llhttp hands over an obs-fold continuation as a second
-  // value piece after skipping the CRLF, and that gap is how we see it.
-  const char* exec_begin_ = nullptr;
-  const char* exec_end_ = nullptr;
-  const char* value_end_ = nullptr;
-  bool value_started_ = false;
+  Http1LineGuard guard_;
   RequestHead request_;
   ResponseHead response_;
 };

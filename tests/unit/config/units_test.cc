@@ -74,6 +74,21 @@ TEST(ParseDuration, RejectsOverflow) {
   EXPECT_EQ(duration_error("9223372036854775807s"), "\"9223372036854775807s\" is too large");
 }
 
+TEST(ParseRate, AcceptsBinaryUnitsPerSecond) {
+  EXPECT_EQ(*parse_rate("0B/s"), 0u);
+  EXPECT_EQ(*parse_rate("512B/s"), 512u);
+  EXPECT_EQ(*parse_rate("1KiB/s"), 1024u);
+  EXPECT_EQ(*parse_rate("3MiB/s"), 3u * 1024 * 1024);
+  EXPECT_EQ(*parse_rate("1GiB/s"), 1024u * 1024 * 1024);
+}
+
+TEST(ParseRate, RejectsOtherSpellings) {
+  for (std::string_view text : {"", "1KiB", "1KB/s", "1kib/s", "-1B/s", "1.5KiB/s", "KiB/s",
+                                "1 KiB/s", "99999999999999999999B/s", "17179869184GiB/s"}) {
+    EXPECT_FALSE(parse_rate(text)) << text;
+  }
+}
+
 TEST(FormatDuration, LargestExactUnit) {
   EXPECT_EQ(format_duration(0ms), "0s");
   EXPECT_EQ(format_duration(1ms), "1ms");

@@ -120,6 +120,20 @@ INSTANTIATE_TEST_SUITE_P(
         BadRequest{"bare LF", "GET / HTTP/1.1\nHost: x\n\n", 400},
         BadRequest{"obs-fold", "GET / HTTP/1.1\r\nHost: x\r\nX: a\r\n b\r\n\r\n", 400},
         BadRequest{"NUL in value", std::string("GET / HTTP/1.1\r\nX: a\0b\r\n\r\n", 26), 400},
+        BadRequest{"obs-fold after an empty value",
+                   "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding:\r\n chunked\r\n\r\n", 400},
+        BadRequest{"whitespace before the first header", "GET / HTTP/1.1\r\n Host: x\r\n\r\n", 400},
+        BadRequest{"bare LF after the request line", "GET / HTTP/1.1\nHost: x\r\n\r\n", 400},
+        BadRequest{"bare CR", "GET / HTTP/1.1\r\nHost: x\rX: y\r\n\r\n", 400},
+        BadRequest{"two spaces in the request line", "GET  / HTTP/1.1\r\nHost: x\r\n\r\n", 400},
+        BadRequest{"tab in the request line", "GET\t/ HTTP/1.1\r\nHost: x\r\n\r\n", 400},
+        BadRequest{"te gzip", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 400},
+        BadRequest{"te twice", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                   "Transfer-Encoding: chunked\r\n\r\n", 400},
+        BadRequest{"two hosts", "GET / HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n", 400},
+        BadRequest{"no host", "GET / HTTP/1.1\r\nX: y\r\n\r\n", 400},
+        BadRequest{"absolute-form for another host",
+                   "GET http://y/a HTTP/1.1\r\nHost: x\r\n\r\n", 400},
         BadRequest{"head too large", "GET / HTTP/1.1\r\nX: "
                    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
                    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
@@ -128,6 +142,29 @@ INSTANTIATE_TEST_SUITE_P(
                    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
                    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
                    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa HTTP/1.1\r\n\r\n", 414}));
+
+TEST(Http1Parser, AcceptsWhatRfc9112Allows) {
+  for (std::string head : {"\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n",  // an empty line first
+                           "GET / HTTP/1.0\r\n\r\n",                   // HTTP/1.0 needs no Host
+                           "GET HTTP://X:8/a?b HTTP/1.1\r\nHost: x:8\r\n\r\n",
+                           "GET / HTTP/1.1\r\nHost: x\r\nX:\t a \r\n\r\n"}) {
+    Recorder r(Http1Parser::Kind::request);
+    EXPECT_EQ(r.feed(head, 1).status, Http1Parser::Status::message_done) << head;
+  }
+  Recorder r(Http1Parser::Kind::response);
+  EXPECT_EQ(r.feed("HTTP/1.1 200  All  fine\r\nContent-Length: 0\r\n\r\n").status,
+            Http1Parser::Status::message_done);
+}
+
+TEST(Http1Parser, LineChecksStartAgainForEachMessage) {
+  Recorder r(Http1Parser::Kind::request);
+  auto out = r.feed("GET /1 HTTP/1.1\r\nHost: x\r\n\r\nGET  /2 HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_EQ(out.status, Http1Parser::Status::message_done);
+  r.parser.next_message();
+  out = r.feed(r.rest);
+  EXPECT_EQ(out.status, Http1Parser::Status::error);
+  EXPECT_EQ(out.reason, "request line parts not separated by single spaces");
+}
 
 TEST(Http1Parser, ResponseToHeadHasNoBody) {
   Recorder r(Http1Parser::Kind::response);
