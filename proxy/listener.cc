@@ -77,6 +77,14 @@ Listener::~Listener() {
   }
 }
 
+void Listener::set_accepting(bool on) {
+  if (on) {
+    evconnlistener_enable(listener_);
+  } else {
+    evconnlistener_disable(listener_);
+  }
+}
+
 void Listener::on_accept(evconnlistener*, evutil_socket_t fd, sockaddr* addr, int, void* arg) {
   static_cast<Listener*>(arg)->on_accept_(fd, addr);
 }

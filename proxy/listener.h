@@ -32,6 +32,8 @@ class Listener {
   Listener& operator=(const Listener&) = delete;
 
   bool ok() const { return listener_ != nullptr; }
+  // Stops or resumes accepting; connections meanwhile wait in the kernel's backlog.
+  void set_accepting(bool on);
 
  private:
   static void on_accept(evconnlistener*, evutil_socket_t fd, sockaddr* addr, int len, void* arg);

@@ -6,12 +6,16 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
 
 #include "common/log.h"
 #include "proxy/downstream_connection.h"
 
 namespace fd::proxy {
 namespace {
+
+// How often a worker paused at max_connections looks whether other workers freed a slot.
+constexpr std::chrono::milliseconds ACCEPT_POLL_INTERVAL{100};
 
 std::string peer_ip(const sockaddr* sa) {
   char buf[INET6_ADDRSTRLEN] = {};
@@ -40,10 +44,12 @@ Worker::Worker(unsigned id, WorkerConfig initial, const acme::ChallengeStore& ch
       stats_(stats),
       pool_(loop_),
       rng_(std::random_device{}()),
-      retire_timer_(loop_, [this] { retire_due(); }) {}
+      retire_timer_(loop_, [this] { retire_due(); }),
+      accept_poll_(loop_, [this] { resume_accepting_if_below_limit(); }) {}
 
 Worker::~Worker() {
   join();
+  close_deferred();
   for (int fd : initial_.sockets) {
     if (fd >= 0) {
       ::close(fd);
@@ -189,6 +195,11 @@ void Worker::apply(WorkerConfig next, bool reload) {
   if (draining_) {
     listeners_.clear();
   }
+  // Their listener indexes are the old configuration's; a reload at the limit is rare enough
+  // to let them go.
+  close_deferred();
+  // A reload may have raised max_connections.
+  resume_accepting_if_below_limit();
 
   std::vector<DownstreamConnection*> all;
   for (auto& c : conns_) {
@@ -227,6 +238,9 @@ bool Worker::add_listener(std::map<std::string, ListenerSlot>* into, const std::
     into->erase(it);
     return false;
   }
+  if (accept_paused_) {
+    slot->listener->set_accepting(false);
+  }
   return true;
 }
 
@@ -259,11 +273,19 @@ void Worker::retire_due() {
 
 void Worker::accept(int fd, const sockaddr* peer, size_t listener_index) {
   uint32_t limit = snapshot_->config().limits.max_connections;
-  if (stats_.connections.fetch_add(1, std::memory_order_relaxed) >= limit) {
+  uint64_t before = stats_.connections.fetch_add(1, std::memory_order_relaxed);
+  if (before >= limit) {
+    // Other workers hold every slot; this one was accepted before we could know.
     stats_.connections.fetch_sub(1, std::memory_order_relaxed);
-    ::close(fd);
-    log::warn("connection refused: max_connections reached", {{"limit", limit}});
+    Deferred d{fd, {}, listener_index};
+    std::memcpy(&d.peer, peer,
+                peer->sa_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in));
+    deferred_.push_back(d);
+    set_accepting(false);
     return;
+  }
+  if (before + 1 >= limit) {
+    set_accepting(false);
   }
   const config::Listener& l = snapshot_->config().listeners[listener_index];
   int64_t hsts = std::chrono::duration_cast<std::chrono::seconds>(l.hsts).count();
@@ -278,10 +300,53 @@ void Worker::accept(int fd, const sockaddr* peer, size_t listener_index) {
   }
 }
 
+void Worker::set_accepting(bool on) {
+  if (on == !accept_paused_) {
+    return;
+  }
+  accept_paused_ = !on;
+  for (auto& [key, slot] : listeners_) {
+    slot.listener->set_accepting(on);
+  }
+  if (on) {
+    accept_poll_.cancel();
+    log::info("accepting again: below max_connections");
+  } else {
+    accept_poll_.arm(ACCEPT_POLL_INTERVAL);
+    log::warn("max_connections reached: accepting paused",
+              {{"limit", snapshot_->config().limits.max_connections}});
+  }
+}
+
+void Worker::resume_accepting_if_below_limit() {
+  if (!accept_paused_ || draining_) {
+    return;
+  }
+  uint32_t limit = snapshot_->config().limits.max_connections;
+  while (!deferred_.empty() && stats_.connections.load(std::memory_order_relaxed) < limit) {
+    Deferred d = deferred_.front();
+    deferred_.pop_front();
+    accept(d.fd, reinterpret_cast<const sockaddr*>(&d.peer), d.listener_index);
+  }
+  if (deferred_.empty() && stats_.connections.load(std::memory_order_relaxed) < limit) {
+    set_accepting(true);
+  } else {
+    accept_poll_.arm(ACCEPT_POLL_INTERVAL);
+  }
+}
+
+void Worker::close_deferred() {
+  for (const auto& d : deferred_) {
+    ::close(d.fd);
+  }
+  deferred_.clear();
+}
+
 void Worker::remove(DownstreamConnection* conn) {
   std::unique_ptr<DownstreamConnection> owned = std::move(*conn->self);
   conns_.erase(conn->self);
   stats_.connections.fetch_sub(1, std::memory_order_relaxed);
+  resume_accepting_if_below_limit();
   loop_.defer_delete(std::move(owned));
   maybe_exit();
 }
@@ -296,6 +361,8 @@ std::string Worker::next_request_id() {
 void Worker::drain() {
   draining_ = true;
   retire_timer_.cancel();
+  accept_poll_.cancel();
+  close_deferred();
   listeners_.clear();
   pool_.clear();
   std::vector<DownstreamConnection*> all;

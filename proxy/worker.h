@@ -141,6 +141,21 @@ class Worker {
   size_t cut_ = 0;
   std::atomic<bool> finished_{false};
   Timer retire_timer_;
+  // At max_connections the listeners stop accepting; they resume when a connection of this
+  // worker closes, or at the next poll for closes in other workers (the limit is shared).
+  void set_accepting(bool on);
+  void resume_accepting_if_below_limit();
+  bool accept_paused_ = false;
+  Timer accept_poll_;
+  // Connections accepted when another worker had just taken the last slot: they wait here,
+  // like those in the backlog, instead of being refused.
+  struct Deferred {
+    int fd;
+    sockaddr_storage peer;
+    size_t listener_index;
+  };
+  std::deque<Deferred> deferred_;
+  void close_deferred();
   std::thread thread_;
 };
 

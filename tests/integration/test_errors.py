@@ -2,6 +2,7 @@
 
 import os
 import socket
+import subprocess
 import time
 import unittest
 
@@ -180,6 +181,34 @@ class ClientTimeoutsTest(harness.ProxyTestCase):
                                        chunk=100, interval=0.5, total=1400)
         self.assertTrue(data.startswith(b"HTTP/1.1 200 "), data[:200])
         self.assertGreater(elapsed, 6)
+
+    def test_max_connections_pauses_accepting_until_one_closes(self):
+        port = harness.free_port()
+        fd = self.frontdoor(harness.tls_config(
+            port, self.certs, {"app": [self.up.address]}, workers=4,
+            limits={"max_connections": 3, "header_timeout": "30s"}))
+        held = [harness.tls_connect(port, ca=self.certs.ca, timeout=5) for _ in range(3)]
+        try:
+            # The fourth waits in the backlog: its handshake cannot finish while paused.
+            waiting = subprocess.Popen(
+                ["curl", "-sS", "--http1.1", "--cacert", self.certs.ca, "--resolve",
+                 "localhost:%d:127.0.0.1" % port, "--max-time", str(20 * SLOW), "-o",
+                 os.devnull, "-w", "%{http_code}", "https://localhost:%d/fourth" % port],
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+            self.addCleanup(lambda: waiting.poll() is None and (waiting.kill(), waiting.wait()))
+            time.sleep(1.0 * SLOW)
+            self.assertIsNone(waiting.poll(), "a fourth connection was served at the limit")
+            self.assertEqual(self.up.path_count("/fourth"), 0)
+            held.pop().close()
+            out, err = waiting.communicate(timeout=10 * SLOW)
+            self.assertEqual(out, b"200", err)
+        finally:
+            for s in held:
+                s.close()
+        fd.assert_running()
+        text = fd.log_text()
+        self.assertIn("max_connections reached: accepting paused", text)
+        self.assertIn("accepting again: below max_connections", text)
 
     def test_idle_timeout(self):
         port = harness.free_port()
