@@ -1,5 +1,6 @@
 #include "proxy/exchange.h"
 
+#include <algorithm>
 #include <cstdio>
 
 #include "common/log.h"
@@ -12,6 +13,9 @@ namespace {
 
 // Above this many queued request bytes the client is paused until upstream drains them.
 constexpr size_t REQUEST_HIGH_WATERMARK = 256 * 1024;
+// Body bytes held before a request with a body takes an upstream connection (the whole body
+// when it is smaller). Below REQUEST_HIGH_WATERMARK, so reading never pauses before it.
+constexpr size_t BODY_BEFORE_CONNECT = 64 * 1024;
 // Above this many queued response bytes the upstream is paused until the client drains them.
 constexpr size_t RESPONSE_HIGH_WATERMARK = 256 * 1024;
 
@@ -54,6 +58,35 @@ void Exchange::start() {
   }
   group_index_ = *group;
   group_ = &snapshot_->group(group_index_);
+  if (request_.has_body() && !request_done_) {
+    // Hold the body's first bytes before taking an upstream connection, so that clients
+    // sending bodies slowly (slowloris' POST variant) hold no upstream connection while
+    // body_min_rate and body_timeout judge them.
+    awaiting_body_ = true;
+    answer_expect_continue();
+    return;
+  }
+  begin_upstream();
+}
+
+void Exchange::answer_expect_continue() {
+  auto& headers = request_.headers;
+  auto expect = std::find_if(headers.begin(), headers.end(),
+                             [](const Header& h) { return iequals(h.name, "expect"); });
+  if (expect == headers.end() || !iequals(expect->value, "100-continue")) {
+    return;
+  }
+  // The client waits for this before sending the body we wait for; the upstream gets the
+  // body without the expectation, as from nginx.
+  headers.erase(expect);
+  ResponseHead interim;
+  interim.status = 100;
+  interim.reason = "Continue";
+  stream_.send_head(interim);
+}
+
+void Exchange::begin_upstream() {
+  awaiting_body_ = false;
   if (!choose_server()) {
     log::warn("no upstream server available",
               {{"upstream", group_->settings->name}, {"request_id", request_id_}});
@@ -64,7 +97,7 @@ void Exchange::start() {
   websocket_ = stream_.can_tunnel() && is_websocket_upgrade(request_);
   ForwardContext ctx{client.ip, client.tls ? "https" : "http", request_id_, websocket_};
   upstream_head_ = build_upstream_request(request_, ctx);
-  evbuffer_add(pending_, upstream_head_.data(), upstream_head_.size());
+  evbuffer_prepend(pending_, upstream_head_.data(), upstream_head_.size());
   lease_connection(true);
 }
 
@@ -166,6 +199,9 @@ void Exchange::on_request_body(const char* data, size_t len) {
   } else {
     queue_request_bytes(data, len, true);
   }
+  if (awaiting_body_ && evbuffer_get_length(pending_) >= BODY_BEFORE_CONNECT) {
+    begin_upstream();
+  }
 }
 
 void Exchange::on_request_complete() {
@@ -175,6 +211,10 @@ void Exchange::on_request_complete() {
   }
   if (request_.chunked) {
     queue_request_bytes("0\r\n\r\n", 5, true);
+  }
+  if (awaiting_body_) {
+    begin_upstream();
+    return;
   }
   if (state_ == State::forwarding) {
     upstream_->request_sent(group_->settings->response_timeout);

@@ -70,6 +70,10 @@ class Exchange : public Deferrable, private UpstreamConnection::Listener {
   // Sends a short plain-text response made by the proxy and finishes the exchange.
   void respond_local(int status, const std::string& text);
   void add_hsts(ResponseHead& head) const;
+  // Picks the server, writes the upstream head before the body bytes held so far, connects.
+  void begin_upstream();
+  // Answers "Expect: 100-continue" itself (the upstream connection waits for the body).
+  void answer_expect_continue();
   // Picks an untried available server of the group into |server_|; false if none.
   bool choose_server();
   // True when a failed attempt may go to another server: nothing of the body has left for
@@ -106,6 +110,7 @@ class Exchange : public Deferrable, private UpstreamConnection::Listener {
   bool response_head_sent_ = false;
   bool upstream_paused_ = false;
   bool stale_retried_ = false;
+  bool awaiting_body_ = false;  // holding the first body bytes before connecting upstream
   bool websocket_ = false;      // a WebSocket upgrade forwarded as such on a non-pooled connection
   bool upgraded_ = false;       // the upstream answered 101: tunnel after its head
   bool client_closed_ = false;  // tunnel: the client sent EOF; finish once upstream is flushed

@@ -1,5 +1,6 @@
 """Errors the proxy makes itself (502, 504, 400, 413, 431) and client-side timeouts."""
 
+import json
 import os
 import socket
 import subprocess
@@ -160,9 +161,13 @@ class ClientTimeoutsTest(harness.ProxyTestCase):
 
     def test_body_slower_than_body_min_rate_gets_408(self):
         # 100 bytes every 0.5 s is 200 B/s, under 1KiB/s: cut after the 5 s grace.
+        connections = self.up.stats()["connections"]
         data, elapsed = self.slow_body({"body_min_rate": "1KiB/s", "body_timeout": "60s"},
                                        chunk=100, interval=0.5)
         self.assertTrue(data.startswith(b"HTTP/1.1 408 "), data[:200])
+        # The one more is the /stats request itself.
+        self.assertEqual(self.up.stats()["connections"], connections + 1,
+                         "a slow body held an upstream connection")
         self.assertIn(b"body_min_rate", data)
         self.assertGreaterEqual(elapsed, 4.5)
         self.assertLess(elapsed, 9 * SLOW)
@@ -181,6 +186,25 @@ class ClientTimeoutsTest(harness.ProxyTestCase):
                                        chunk=100, interval=0.5, total=1400)
         self.assertTrue(data.startswith(b"HTTP/1.1 200 "), data[:200])
         self.assertGreater(elapsed, 6)
+
+    def test_expect_100_continue_is_answered_by_frontdoor(self):
+        port = harness.free_port()
+        self.frontdoor(harness.tls_config(port, self.certs, {"app": [self.up.address]}))
+        with harness.tls_connect(port, ca=self.certs.ca, timeout=5 * SLOW) as s:
+            s.sendall(b"POST /echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\n"
+                      b"Expect: 100-continue\r\n\r\n")
+            interim = b""
+            while b"\r\n\r\n" not in interim:
+                piece = s.recv(1024)
+                self.assertTrue(piece, "closed before 100 Continue: %r" % interim)
+                interim += piece
+            self.assertEqual(interim, b"HTTP/1.1 100 Continue\r\n\r\n")
+            s.sendall(b"hello")
+            status, _, body = harness.read_response(s, timeout=5 * SLOW)
+        self.assertEqual(status, 200)
+        echo = json.loads(body)
+        self.assertEqual(echo["body_len"], 5)
+        self.assertNotIn("expect", [name.lower() for name, _ in echo["headers"]])
 
     def test_max_connections_pauses_accepting_until_one_closes(self):
         port = harness.free_port()
