@@ -325,6 +325,17 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 left -= len(piece)
             if chunked:
                 self.wfile.write(b"0\r\n\r\n")
+        elif path == "/secure-app":
+            # What a well-configured application answers: its own security headers.
+            self.drain()
+            body = b"secure app\n"
+            self.send_head(200, [("Content-Type", "text/plain; charset=utf-8"),
+                                 ("Content-Length", str(len(body))),
+                                 ("X-Content-Type-Options", "nosniff"),
+                                 ("X-Frame-Options", "DENY"),
+                                 ("Content-Security-Policy", "default-src 'none'"),
+                                 ("Referrer-Policy", "no-referrer")])
+            self.wfile.write(body)
         elif path == "/own-hsts":
             self.drain()
             body = b"own policy\n"
