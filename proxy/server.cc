@@ -22,6 +22,7 @@ namespace fd::proxy {
 namespace {
 
 constexpr std::chrono::milliseconds POLL_INTERVAL{50};
+constexpr std::chrono::hours TICKET_KEY_ROTATION{1};
 
 // Adds the ACME side's view to the certificate list: renewal time and last error for the
 // managed names, and the names still waiting for their first certificate.
@@ -63,6 +64,10 @@ Server::Server(std::shared_ptr<const config::Config> config)
         for (auto& w : workers_) {
           w->request_stop();
         }
+      }),
+      ticket_timer_(loop_, [this] {
+        tickets_.rotate();
+        ticket_timer_.arm(TICKET_KEY_ROTATION);
       }) {
   reloads_.source = config_->source;
   reloads_.loaded_at = started_at_;
@@ -113,6 +118,7 @@ int Server::run() {
     evsignal_add(ev, nullptr);
     signal_events_.push_back(ev);
   }
+  ticket_timer_.arm(TICKET_KEY_ROTATION);
   auto snapshot = RuntimeSnapshot::build(config_, nullptr, 1);
   if (!snapshot) {
     log::error("startup failed", {{"reason", snapshot.error().message}});
@@ -197,7 +203,7 @@ Result<std::shared_ptr<const TlsContextSet>> Server::build_tls(const config::Con
     return std::shared_ptr<const TlsContextSet>();
   }
   auto managed = cert_store_.snapshot();
-  return TlsContextSet::build(config.tls, managed.get(), &challenges_);
+  return TlsContextSet::build(config.tls, managed.get(), &challenges_, &tickets_);
 }
 
 void Server::configure_acme(const config::Config& config) {

@@ -16,6 +16,7 @@
 #include "proxy/health_checker.h"
 #include "proxy/proxy_stats.h"
 #include "proxy/snapshot.h"
+#include "proxy/ticket_keys.h"
 #include "proxy/upstream_registry.h"
 #include "proxy/worker.h"
 
@@ -73,6 +74,11 @@ class Server {
   std::string started_at_;
   acme::CertStore cert_store_;
   acme::ChallengeStore challenges_;
+  // Session ticket keys of every TLS context: a new one every hour, three kept, so a ticket
+  // resumes for two to three hours (OpenSSL's ticket lifetime hint is two). Declared before
+  // the TLS sets and workers, so it outlives every SSL_CTX that points at it.
+  static constexpr size_t TICKET_KEYS_KEPT = 3;
+  TicketKeys tickets_{TICKET_KEYS_KEPT};
   std::shared_ptr<const TlsContextSet> tls_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::unique_ptr<acme::Manager> acme_;
@@ -86,6 +92,7 @@ class Server {
   Timer poll_timer_;
   Timer delay_timer_;
   Timer deadline_timer_;
+  Timer ticket_timer_;
 };
 
 }  // namespace fd::proxy

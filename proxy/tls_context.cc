@@ -137,8 +137,9 @@ TlsContextSet::~TlsContextSet() {
 
 Result<std::shared_ptr<const TlsContextSet>> TlsContextSet::build(
     const config::Tls& tls, const acme::CertificateMap* managed,
-    const acme::ChallengeStore* challenges) {
+    const acme::ChallengeStore* challenges, const TicketKeys* tickets) {
   std::shared_ptr<TlsContextSet> set(new TlsContextSet());
+  set->tickets_ = tickets;
   set->min_version_ = tls.min_version == "1.3" ? TLS1_3_VERSION : TLS1_2_VERSION;
   set->challenges_ = challenges;
   for (const auto& cert : tls.certificates) {
@@ -240,6 +241,9 @@ Result<ssl_ctx_st*> TlsContextSet::new_context() const {
   SSL_CTX_set_tlsext_servername_callback(ctx, &TlsContextSet::on_servername);
   SSL_CTX_set_tlsext_servername_arg(ctx, self);
   SSL_CTX_set_alpn_select_cb(ctx, &TlsContextSet::on_alpn, self);
+  if (tickets_ != nullptr) {
+    tickets_->install(ctx);
+  }
   return ctx;
 }
 

@@ -12,6 +12,7 @@
 #include "common/result.h"
 #include "config/config.h"
 #include "proxy/admin_view.h"
+#include "proxy/ticket_keys.h"
 
 struct ssl_st;
 struct ssl_ctx_st;
@@ -27,9 +28,11 @@ class TlsContextSet {
  public:
   // |managed| (may be null) holds the ACME certificates so far; |challenges| (may be null)
   // answers tls-alpn-01. Main thread. Fails only on unusable static files.
+  // |tickets| (may be null: OpenSSL's own per-context keys) encrypts session tickets.
   static Result<std::shared_ptr<const TlsContextSet>> build(const config::Tls& tls,
                                                             const acme::CertificateMap* managed,
-                                                            const acme::ChallengeStore* challenges);
+                                                            const acme::ChallengeStore* challenges,
+                                                            const TicketKeys* tickets);
   ~TlsContextSet();
   TlsContextSet(const TlsContextSet&) = delete;
   TlsContextSet& operator=(const TlsContextSet&) = delete;
@@ -69,6 +72,7 @@ class TlsContextSet {
 
   int min_version_ = 0;
   const acme::ChallengeStore* challenges_ = nullptr;
+  const TicketKeys* tickets_ = nullptr;
   ssl_ctx_st* bare_ = nullptr;  // used as the initial context when no certificate exists yet
   std::vector<Entry> entries_;
   std::unordered_map<std::string, size_t> exact_;

@@ -1032,6 +1032,31 @@ class ReloadTest(harness.ProxyTestCase):
 
     # 12 -----------------------------------------------------------------------------------------
 
+    def test_13_session_tickets_survive_reload(self):
+        """Ticket keys belong to the process, not to a configuration's TLS contexts: a session
+        from before a reload resumes after it, on TLS 1.2 and 1.3."""
+        up, = self.new_upstreams("tkt")
+        port = harness.free_port()
+        cfg = harness.tls_config(port, self.certs, {"app": [up.address]})
+        fd = self.frontdoor(cfg)
+        rl = Reloader(fd)
+        sessions = {}
+        for version in ("-tls1_2", "-tls1_3"):
+            sessions[version] = self.tmp.join("session%s" % version)
+            # A request, so that s_client stays until the server's TLS 1.3 ticket has come.
+            rc, out = harness.s_client(port, "-CAfile", self.certs.ca, "-servername", "localhost",
+                                       "-ign_eof", version, "-sess_out", sessions[version],
+                                       stdin=b"GET / HTTP/1.1\r\nHost: localhost\r\n"
+                                             b"Connection: close\r\n\r\n")
+            self.assertEqual(rc, 0, out)
+        cfg["routes"].insert(0, {"match": {"path_prefix": "/other/"}, "upstream": "app"})
+        self.assert_generation(rl.sighup(cfg), 2)
+        for version, path in sessions.items():
+            rc, out = harness.s_client(port, "-CAfile", self.certs.ca, "-servername", "localhost",
+                                       version, "-sess_in", path)
+            self.assertEqual(rc, 0, out)
+            self.assertIn("Reused, TLSv1.%s" % version[-1], out, version)
+
     def test_12_listener_changes_role_on_the_same_address(self):
         """A listener whose address stays but which turns from TLS into a redirect keeps its
         sockets; new connections get the new role."""
