@@ -167,6 +167,7 @@ struct Config {
   // new connections first; 0 = drain at once. A second SIGTERM/SIGINT skips the rest.
   Duration shutdown_delay{0};
   unsigned workers = 0;  // 0 = auto (one per CPU core)
+  std::string user;      // started as root: become this user once listening; empty = stay
 };
 
 }  // namespace fd::config

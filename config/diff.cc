@@ -145,6 +145,9 @@ ConfigDiff diff(const Config& before, const Config& after) {
   const auto& new_domains = after.tls.acme_enabled ? after.tls.acme.domains : NONE;
   d.acme_domains_added = missing(new_domains, old_domains);
   d.acme_domains_removed = missing(old_domains, new_domains);
+  if (before.user != after.user) {
+    d.restart_needed.push_back("user");
+  }
   if (before.workers != after.workers) {
     d.restart_needed.push_back("workers");
   }

@@ -858,6 +858,7 @@ Config Loader::load(const YAML::Node& root) {
           {"shutdown_timeout", [&](const Entry& e) { read_duration(e, &cfg.shutdown_timeout); }},
           {"shutdown_delay", [&](const Entry& e) { read_duration(e, &cfg.shutdown_delay); }},
           {"workers", [&](const Entry& e) { read_workers(e, &cfg.workers); }},
+          {"user", [&](const Entry& e) { read_non_empty_string(e, &cfg.user); }},
       });
   return cfg;
 }

@@ -15,6 +15,7 @@
 #include "common/time_format.h"
 #include "config/diff.h"
 #include "config/load.h"
+#include "proxy/privileges.h"
 #include "proxy/service_notify.h"
 #include "proxy/version.h"
 
@@ -143,6 +144,16 @@ int Server::run() {
       log::error("startup failed", {{"reason", rc.error().message}});
       return 2;
     }
+  }
+  // Every socket the config names is open: the rest, certificate keys included, is done as
+  // the configured user.
+  if (!config_->user.empty()) {
+    std::string state_dir = config_->tls.acme_enabled ? config_->tls.acme.storage : "";
+    if (auto rc = become_user(config_->user, state_dir); !rc) {
+      log::error("startup failed", {{"reason", rc.error().message}});
+      return 2;
+    }
+    log::info("running as", {{"user", config_->user}, {"uid", getuid()}});
   }
   cert_store_.set_listener([this] { loop_.post([this] { install_managed_certificates(); }); });
   configure_acme(*config_);

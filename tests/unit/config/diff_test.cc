@@ -128,6 +128,8 @@ TEST(ConfigDiff, CertificateFilesAndWorkers) {
   ConfigDiff d = diff(before, after);
   EXPECT_TRUE(d.tls_changed);
   EXPECT_EQ(d.restart_needed, Names{"workers"});
+  after.user = "frontdoor";
+  EXPECT_EQ(diff(before, after).restart_needed, (Names{"user", "workers"}));
 }
 
 }  // namespace

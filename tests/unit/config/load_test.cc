@@ -483,6 +483,13 @@ routes: [{upstream: app}]
               ElementsAre("3:17: https_port only applies to a listener with redirect_https: true"));
 }
 
+TEST(LoadString, User) {
+  EXPECT_EQ(load_ok(MINIMAL).user, "");
+  EXPECT_EQ(load_ok(MINIMAL + "user: frontdoor\n").user, "frontdoor");
+  EXPECT_THAT(load_errors(MINIMAL + "user: \"\"\n"),
+              ElementsAre(testing::HasSubstr("\"user\" must not be empty")));
+}
+
 TEST(LoadString, BodyLimits) {
   Config cfg = load_ok(MINIMAL + "limits: {body_timeout: 0s, body_min_rate: 512B/s}\n");
   EXPECT_EQ(cfg.limits.body_timeout, 0s);
