@@ -147,6 +147,9 @@ struct Limits {
   Duration body_timeout{60000};
   uint64_t body_min_rate = 1024;
   uint32_t max_header_bytes = 65536;
+  uint32_t max_headers = 100;  // header fields in a request head (431 beyond)
+  // Requests on one HTTP/1.1 connection before it is closed (nginx's keepalive_requests).
+  uint32_t max_requests_per_connection = 1000;
   uint64_t max_body_bytes = 0;  // 0 = unlimited
 };
 

@@ -819,6 +819,9 @@ void Loader::read_limits(const Entry& entry, Limits* out) {
           {"body_min_rate", [&](const Entry& e) { read_rate(e, &out->body_min_rate); }},
           {"max_header_bytes",
            [&](const Entry& e) { read_integer(e, 1024, 1048576, &out->max_header_bytes); }},
+          {"max_headers", [&](const Entry& e) { read_integer(e, 1, 10000, &out->max_headers); }},
+          {"max_requests_per_connection",
+           [&](const Entry& e) { read_integer(e, 1, MAX_U32, &out->max_requests_per_connection); }},
           {"max_body_bytes",
            [&](const Entry& e) { read_integer(e, 0, MAX_U64, &out->max_body_bytes); }},
       });

@@ -36,7 +36,8 @@ DownstreamConnection::DownstreamConnection(Worker& worker,
       listener_(snapshot_->config().listeners[listener_index]),
       listener_key_(listen_key(listener_.endpoint)),
       client_(std::move(client)),
-      parser_(Http1Parser::Kind::request, this, snapshot_->config().limits.max_header_bytes),
+      parser_(Http1Parser::Kind::request, this, snapshot_->config().limits.max_header_bytes,
+              snapshot_->config().limits.max_headers),
       timer_(worker.loop(), [this] { on_timer(); }) {}
 
 DownstreamConnection::~DownstreamConnection() = default;
@@ -246,7 +247,9 @@ bool DownstreamConnection::on_head() {
   RequestHead& req = parser_.request();
   // After an upgrade request llhttp expects the bytes that follow to be another protocol, so
   // a refused upgrade does not go back to parsing HTTP on this connection either.
-  keep_alive_ = req.keep_alive && !draining_ && !is_websocket_upgrade(req);
+  ++requests_;
+  keep_alive_ = req.keep_alive && !draining_ && !is_websocket_upgrade(req) &&
+                requests_ < snapshot_->config().limits.max_requests_per_connection;
   if (!listener_.tls && answer_acme_challenge(request_path(req.target))) {
     return false;
   }

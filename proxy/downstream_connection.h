@@ -143,6 +143,7 @@ class DownstreamConnection : public Deferrable,
   std::chrono::steady_clock::time_point body_started_;
   std::chrono::steady_clock::time_point rate_since_;
   uint64_t body_bytes_ = 0;
+  uint32_t requests_ = 0;  // request heads read on this connection
   uint64_t rate_bytes_ = 0;
   // Declared last: destroyed first, so its callback never sees a half-destroyed connection.
   Timer timer_;

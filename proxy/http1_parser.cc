@@ -58,10 +58,12 @@ const char* request_head_problem(const RequestHead& r) {
 
 }  // namespace
 
-Http1Parser::Http1Parser(Kind kind, Handler* handler, uint32_t max_head_bytes)
+Http1Parser::Http1Parser(Kind kind, Handler* handler, uint32_t max_head_bytes,
+                         uint32_t max_headers)
     : kind_(kind),
       handler_(handler),
       max_head_bytes_(max_head_bytes),
+      max_headers_(max_headers),
       guard_(kind == Kind::request) {
   llhttp_settings_init(&settings_);
   settings_.on_message_begin = &Http1Parser::on_message_begin;
@@ -190,6 +192,11 @@ int Http1Parser::on_header_value_complete(llhttp_t* p) {
   }
   trim_trailing_ws(&self->value_);
   auto& headers = self->kind_ == Kind::request ? self->request_.headers : self->response_.headers;
+  if (self->max_headers_ != 0 && headers.size() >= self->max_headers_) {
+    self->limit_status_ = 431;
+    llhttp_set_error_reason(p, "too many header fields");
+    return HPE_USER;
+  }
   headers.push_back(Header{std::move(self->field_), std::move(self->value_)});
   self->field_.clear();
   self->value_.clear();

@@ -43,7 +43,8 @@ class Http1Parser {
     std::string reason;
   };
 
-  Http1Parser(Kind kind, Handler* handler, uint32_t max_head_bytes);
+  // |max_headers|: more header fields than this is a 431 (0 = no limit).
+  Http1Parser(Kind kind, Handler* handler, uint32_t max_head_bytes, uint32_t max_headers = 0);
   Http1Parser(const Http1Parser&) = delete;
   Http1Parser& operator=(const Http1Parser&) = delete;
 
@@ -79,6 +80,7 @@ class Http1Parser {
   Kind kind_;
   Handler* handler_;
   uint32_t max_head_bytes_;
+  uint32_t max_headers_;
   size_t head_bytes_ = 0;
   bool in_message_ = false;
   bool head_complete_ = false;

@@ -187,6 +187,24 @@ class ClientTimeoutsTest(harness.ProxyTestCase):
         self.assertTrue(data.startswith(b"HTTP/1.1 200 "), data[:200])
         self.assertGreater(elapsed, 6)
 
+    def test_header_count_and_requests_per_connection_limits(self):
+        port = harness.free_port()
+        self.frontdoor(harness.tls_config(port, self.certs, {"app": [self.up.address]},
+                                          limits={"max_headers": 10,
+                                                  "max_requests_per_connection": 3}))
+        extra = [a for i in range(12) for a in ("-H", "X-Extra-%d: y" % i)]
+        r = self.get(port, "/many-headers", "localhost", *extra)
+        self.assertEqual(r.status, 431, r)
+        self.assertEqual(self.up.path_count("/many-headers"), 0)
+        with harness.tls_connect(port, ca=self.certs.ca, timeout=5 * SLOW) as s:
+            for i in range(3):
+                s.sendall(b"GET /ka%d HTTP/1.1\r\nHost: localhost\r\n\r\n" % i)
+                status, headers, _ = harness.read_response(s, timeout=5 * SLOW)
+                self.assertEqual(status, 200)
+            self.assertEqual(headers.get("connection"), "close", headers)
+            data, closed = harness.read_until_close(s, timeout=5 * SLOW)
+            self.assertTrue(closed and data == b"", data)
+
     def test_expect_100_continue_is_answered_by_frontdoor(self):
         port = harness.free_port()
         self.frontdoor(harness.tls_config(port, self.certs, {"app": [self.up.address]}))

@@ -202,37 +202,34 @@ class RequestSmugglingTest(harness.ProxyTestCase):
             b"1\r\nx\r\n0\r\n\r\n")
         self.assertEqual(reply.count(b"HTTP/1.1 200 "), 2, reply[:400])
 
+    def proxy_to_raw_upstreams(self, cases):
+        """One frontdoor with a route /case<i>/ to a RawUpstream per case: its port."""
+        upstreams, routes = {}, []
+        for i, (_, response) in enumerate(cases):
+            raw = RawUpstream(response)
+            self.addCleanup(raw.stop)
+            upstreams["case%d" % i] = {"servers": [raw.address], "retries": 0}
+            routes.append({"match": {"path_prefix": "/case%d/" % i}, "upstream": "case%d" % i})
+        port = harness.free_port()
+        self.frontdoor(harness.tls_config(port, self.certs, upstreams, routes=routes, workers=1))
+        return port
+
     def test_each_malformed_response_becomes_502(self):
-        for name, response in BAD_RESPONSES:
+        port = self.proxy_to_raw_upstreams(BAD_RESPONSES)
+        for i, (name, _) in enumerate(BAD_RESPONSES):
             with self.subTest(case=name):
-                raw = RawUpstream(response)
-                self.addCleanup(raw.stop)
-                port = harness.free_port()
-                cfg = harness.tls_config(port, self.certs,
-                                         {"bad": {"servers": [raw.address], "retries": 0}},
-                                         workers=1)
-                fd = self.frontdoor(cfg)
-                r = self.get(port, "/x")
+                r = self.get(port, "/case%d/x" % i)
                 self.assertEqual(r.status, 502, (name, r))
                 self.assertNotIn(b"ok", r.body)
                 self.assertNotIn(b"hello", r.body)
-                fd.stop()
 
     def test_each_malformed_response_body_is_cut(self):
-        for name, response in BAD_RESPONSE_BODIES:
+        port = self.proxy_to_raw_upstreams(BAD_RESPONSE_BODIES)
+        for i, (name, _) in enumerate(BAD_RESPONSE_BODIES):
             with self.subTest(case=name):
-                raw = RawUpstream(response)
-                self.addCleanup(raw.stop)
-                port = harness.free_port()
-                cfg = harness.tls_config(port, self.certs,
-                                         {"bad": {"servers": [raw.address], "retries": 0}},
-                                         workers=1)
-                fd = self.frontdoor(cfg)
-                r = self.get(port, "/x")
+                r = self.get(port, "/case%d/x" % i)
                 self.assertEqual(r.status, 200, (name, r))
                 self.assertNotEqual(r.rc, 0, "%s: curl saw a complete response: %r" % (name, r))
-                fd.stop()
-
 
 if __name__ == "__main__":
     unittest.main()

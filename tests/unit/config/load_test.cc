@@ -88,6 +88,8 @@ TEST(LoadString, MinimalConfigGetsDefaults) {
   EXPECT_EQ(cfg.limits.header_timeout, 10s);
   EXPECT_EQ(cfg.limits.idle_timeout, 60s);
   EXPECT_EQ(cfg.limits.max_header_bytes, 65536u);
+  EXPECT_EQ(cfg.limits.max_headers, 100u);
+  EXPECT_EQ(cfg.limits.max_requests_per_connection, 1000u);
   EXPECT_EQ(cfg.limits.max_body_bytes, 0u);
   EXPECT_EQ(cfg.shutdown_timeout, 10s);
   EXPECT_EQ(cfg.shutdown_delay, 0s);
@@ -149,6 +151,8 @@ limits:
   header_timeout: 2s
   idle_timeout: 30d
   max_header_bytes: 1024
+  max_headers: 20
+  max_requests_per_connection: 7
   max_body_bytes: 18446744073709551615
 shutdown_timeout: 0s
 shutdown_delay: 5s
@@ -195,6 +199,8 @@ workers: 16
   EXPECT_EQ(cfg.limits.header_timeout, 2s);
   EXPECT_EQ(cfg.limits.idle_timeout, 30 * 24h);
   EXPECT_EQ(cfg.limits.max_header_bytes, 1024u);
+  EXPECT_EQ(cfg.limits.max_headers, 20u);
+  EXPECT_EQ(cfg.limits.max_requests_per_connection, 7u);
   EXPECT_EQ(cfg.limits.max_body_bytes, UINT64_MAX);
   EXPECT_EQ(cfg.shutdown_timeout, 0s);
   EXPECT_EQ(cfg.shutdown_delay, 5s);

@@ -143,6 +143,28 @@ INSTANTIATE_TEST_SUITE_P(
                    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
                    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa HTTP/1.1\r\n\r\n", 414}));
 
+TEST(Http1Parser, HeaderCountLimit) {
+  std::string head = "GET / HTTP/1.1\r\nHost: x\r\n";
+  for (int i = 0; i < 4; ++i) {
+    head += "X-" + std::to_string(i) + ": y\r\n";
+  }
+  head += "\r\n";
+  Http1Parser::Outcome out;
+  {
+    Recorder r(Http1Parser::Kind::request);
+    Http1Parser five(Http1Parser::Kind::request, &r, 8192, 5);
+    out = five.execute(head.data(), head.size());
+    EXPECT_EQ(out.status, Http1Parser::Status::message_done);
+  }
+  {
+    Recorder r(Http1Parser::Kind::request);
+    Http1Parser four(Http1Parser::Kind::request, &r, 8192, 4);
+    out = four.execute(head.data(), head.size());
+    EXPECT_EQ(out.status, Http1Parser::Status::error);
+    EXPECT_EQ(out.http_status, 431);
+  }
+}
+
 TEST(Http1Parser, AcceptsWhatRfc9112Allows) {
   for (std::string head : {"\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n",  // an empty line first
                            "GET / HTTP/1.0\r\n\r\n",                   // HTTP/1.0 needs no Host
