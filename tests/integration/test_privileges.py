@@ -93,6 +93,7 @@ class PrivilegesTest(harness.ProxyTestCase):
         up = self.upstream("priv2")
         port = harness.free_port()
         fd = self.frontdoor(self.config(port, up, self.tmp.join("acme2")), start=False)
+        fd.ok_codes = {2}
         fd.launch()
         code = fd.wait_exit(10 * SLOW)
         self.assertEqual(code, 2, fd.tail())
