@@ -74,6 +74,9 @@ int TicketKeys::on_ticket(SSL* ssl, unsigned char* name, unsigned char* iv,
   bool current = true;
   {
     std::lock_guard<std::mutex> lock(self->mu_);
+    if (self->keys_.empty()) {
+      return 0;  // the first key could not be made: no tickets rather than a weak one
+    }
     if (encrypt == 1) {
       key = self->keys_.front();
     } else {
