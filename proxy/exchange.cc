@@ -281,13 +281,8 @@ void Exchange::on_upstream_head(ResponseHead& head) {
 // own (say, with includeSubDomains) keeps it.
 void Exchange::add_hsts(ResponseHead& head) const {
   int64_t max_age = stream_.client().hsts_max_age;
-  if (max_age <= 0) {
+  if (max_age <= 0 || head.find("strict-transport-security") != nullptr) {
     return;
-  }
-  for (const auto& h : head.headers) {
-    if (iequals(h.name, "strict-transport-security")) {
-      return;
-    }
   }
   head.headers.push_back({"Strict-Transport-Security", "max-age=" + std::to_string(max_age)});
 }

@@ -11,14 +11,12 @@ void Http1LineGuard::reset() {
   after_sp_ = false;
 }
 
-Http1LineGuard::Scan Http1LineGuard::scan(const char* data, size_t len) {
-  Scan out;
+const char* Http1LineGuard::scan(const char* data, size_t len) {
   for (size_t i = 0; i < len && !done_; ++i) {
     char c = data[i];
     if (after_cr_) {
       if (c != '\n') {
-        out.error = "bare CR in the message head";
-        return out;
+        return "bare CR in the message head";
       }
       after_cr_ = false;
       if (!line_start_) {
@@ -34,28 +32,24 @@ Http1LineGuard::Scan Http1LineGuard::scan(const char* data, size_t len) {
       continue;
     }
     if (c == '\n') {
-      out.error = "bare LF in the message head";
-      return out;
+      return "bare LF in the message head";
     }
     if (line_start_) {
       if (c == ' ' || c == '\t') {
-        out.error = first_line_ ? "whitespace before the start line"
-                                : "header line starting with whitespace (obs-fold)";
-        return out;
+        return first_line_ ? "whitespace before the start line"
+                           : "header line starting with whitespace (obs-fold)";
       }
       line_start_ = false;
       leading_ = false;
     }
     if (request_ && first_line_) {
       if (c == '\t' || (c == ' ' && after_sp_)) {
-        out.error = "request line parts not separated by single spaces";
-        return out;
+        return "request line parts not separated by single spaces";
       }
       after_sp_ = c == ' ';
     }
   }
-  out.head_done = done_;
-  return out;
+  return nullptr;
 }
 
 }  // namespace fd::proxy

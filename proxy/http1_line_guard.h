@@ -13,14 +13,10 @@ class Http1LineGuard {
  public:
   explicit Http1LineGuard(bool request) : request_(request) {}
 
-  struct Scan {
-    const char* error = nullptr;  // why the head is refused; nullptr when it is fine so far
-    bool head_done = false;       // the empty line ending the head was seen
-  };
-
-  // Scans the next |len| bytes of a head. Once head_done, the bytes after the empty line (a
-  // body, the next message) are not looked at until reset().
-  Scan scan(const char* data, size_t len);
+  // Scans the next |len| bytes of a head: why the head is refused, or nullptr while it is fine.
+  // Once the empty line ending the head has been seen, the bytes after it (a body, the next
+  // message) are not looked at until reset().
+  const char* scan(const char* data, size_t len);
   // Before the next message on the same connection.
   void reset();
 

@@ -80,8 +80,8 @@ Http1Parser::Http1Parser(Kind kind, Handler* handler, uint32_t max_head_bytes,
 }
 
 Http1Parser::Outcome Http1Parser::execute(const char* data, size_t len) {
-  if (auto scan = guard_.scan(data, len); scan.error != nullptr) {
-    return {Status::error, 0, 400, scan.error};
+  if (const char* refused = guard_.scan(data, len); refused != nullptr) {
+    return {Status::error, 0, 400, refused};
   }
   llhttp_errno_t err = llhttp_execute(&parser_, data, len);
   if (err == HPE_OK) {
