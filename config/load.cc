@@ -19,6 +19,7 @@
 #include "config/expand.h"
 #include "config/units.h"
 #include "config/validate.h"
+#include "config/yaml_stream.h"
 
 namespace fd::config {
 namespace {
@@ -904,14 +905,13 @@ LoadResult load_string(std::string_view yaml, const std::string& source, const E
   try {
     // YAML::Load would silently take the first of several documents; text after the config
     // (a paste gone wrong) must be an error, not ignored.
-    std::vector<YAML::Node> docs = YAML::LoadAll(std::string(yaml));
-    if (docs.size() > 1) {
-      Mark at = to_mark(docs[1].Mark());
-      result.errors.push_back(Diagnostic{
-          source, at.line, at.col, "a second YAML document: the config file must be one document"});
+    std::string text(yaml);
+    if (auto problem = single_document_problem(text)) {
+      Mark at = to_mark(problem->mark);
+      result.errors.push_back(Diagnostic{source, at.line, at.col, problem->message});
       return result;
     }
-    cfg = loader.load(docs.empty() ? YAML::Node() : docs.front());
+    cfg = loader.load(YAML::Load(text));
   } catch (const YAML::Exception& e) {
     Mark at = to_mark(e.mark);
     result.errors.push_back(Diagnostic{source, at.line, at.col, "invalid YAML: " + e.msg});

@@ -138,6 +138,11 @@ std::string build_upstream_request(const RequestHead& req, const ForwardContext&
     }
     append_header(&out, h.name, h.value);
   }
+  if (host == nullptr) {
+    // An HTTP/1.0 client need not send Host, but the HTTP/1.1 request we make of it must have
+    // one; with no authority to name it is empty (RFC 9112 §3.2).
+    append_header(&out, "Host", "");
+  }
   if (req.chunked) {
     append_header(&out, "Transfer-Encoding", "chunked");
   }

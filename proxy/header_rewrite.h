@@ -26,11 +26,12 @@ enum class BodyFraming {
 };
 
 // Serializes |req| for the upstream as an HTTP/1.1 request head (ending in CRLF CRLF): the
-// target in origin-form, Host passed through, hop-by-hop headers (Connection and the names it
-// lists, Keep-Alive, TE, Trailer, Transfer-Encoding, Upgrade, Proxy-*) removed, X-Forwarded-For
-// and Forwarded appended to, X-Forwarded-Proto, X-Forwarded-Host and X-Request-Id set, and
-// Transfer-Encoding: chunked when the body is chunked. With |ctx.websocket| the head carries
-// Connection: Upgrade and Upgrade: websocket (the Sec-WebSocket-* headers pass as end-to-end).
+// target in origin-form, Host passed through (empty when an HTTP/1.0 client sent none),
+// hop-by-hop headers (Connection and the names it lists, Keep-Alive, TE, Trailer,
+// Transfer-Encoding, Upgrade, Proxy-*) removed, X-Forwarded-For and Forwarded appended to,
+// X-Forwarded-Proto, X-Forwarded-Host and X-Request-Id set, and Transfer-Encoding: chunked
+// when the body is chunked. With |ctx.websocket| the head carries Connection: Upgrade and
+// Upgrade: websocket (the Sec-WebSocket-* headers pass as end-to-end).
 std::string build_upstream_request(const RequestHead& req, const ForwardContext& ctx);
 
 // True when |req| asks for a WebSocket upgrade over HTTP/1.1 (RFC 6455 §4.1): method GET, an

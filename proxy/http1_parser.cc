@@ -24,6 +24,16 @@ bool starts_with_nocase(std::string_view s, std::string_view prefix) {
 // a missing or repeated Host (§3.2), and an absolute-form target naming another authority
 // than Host (§3.2.2), which would let routing and the upstream see different hosts.
 const char* request_head_problem(const RequestHead& r) {
+  // llhttp takes a request line without a version as HTTP/0.9, which has no headers to route
+  // or forward by.
+  if (r.version_major != 1) {
+    return "HTTP version other than 1.0 and 1.1";
+  }
+  // CONNECT asks for a tunnel to the target (RFC 9110 §9.3.6): a forward proxy's job. Passed
+  // on, its 2xx answer would turn the upstream connection into a tunnel frontdoor cannot frame.
+  if (r.method == "CONNECT") {
+    return "CONNECT is not served: frontdoor is not a forward proxy";
+  }
   const std::string* host = nullptr;
   int hosts = 0;
   int codings = 0;
@@ -40,7 +50,7 @@ const char* request_head_problem(const RequestHead& r) {
   if (hosts > 1) {
     return "more than one Host header";
   }
-  if (hosts == 0 && r.version_major == 1 && r.version_minor >= 1) {
+  if (hosts == 0 && r.version_minor >= 1) {
     return "HTTP/1.1 request without Host";
   }
   std::string_view target = r.target;
@@ -189,6 +199,13 @@ int Http1Parser::on_header_value_complete(llhttp_t* p) {
   // Four bytes of framing per line (": " and CRLF) count against the limit too.
   if (!self->count_head(4, false)) {
     return HPE_USER;
+  }
+  if (self->head_complete_) {
+    // A trailer field of a chunked body (RFC 9112 §7.1.2). Trailers are not forwarded, and
+    // must not join the head that was already handed on: they only count against its size.
+    self->field_.clear();
+    self->value_.clear();
+    return 0;
   }
   trim_trailing_ws(&self->value_);
   auto& headers = self->kind_ == Kind::request ? self->request_.headers : self->response_.headers;

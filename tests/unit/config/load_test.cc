@@ -1099,6 +1099,14 @@ TEST(LoadString, TextAfterTheDocumentIsAnError) {
               ElementsAre("3:1: a second YAML document: the config file must be one document"));
 }
 
+TEST(LoadString, StrayCommaIsAnErrorNotAHang) {
+  // yaml-cpp 0.7 makes an endless run of empty documents of a "," where a node should start;
+  // reading all documents never returned and took all memory (found by tests/fuzz/config).
+  EXPECT_THAT(errors_of(load(",")), ElementsAre("1:1: invalid YAML: ',' cannot start a node here"));
+  EXPECT_THAT(errors_of(load("- a\n- b\n,")),
+              ElementsAre("3:1: invalid YAML: ',' cannot start a node here"));
+}
+
 TEST(LoadString, AnchorsAndAliasesWork) {
   Config cfg = load_ok(R"(listen: [{address: ":80"}]
 upstreams:

@@ -30,6 +30,21 @@ TEST(HeaderRewrite, AddsForwardingHeadersAndKeepsHost) {
             "\r\n");
 }
 
+TEST(HeaderRewrite, Http10WithoutHostGetsAnEmptyHostUpstream) {
+  auto req = make_request({{"Accept", "*/*"}});
+  req.version_minor = 0;
+  std::string out = build_upstream_request(req, ctx());
+  EXPECT_EQ(out,
+            "GET /path?q=1 HTTP/1.1\r\n"
+            "Accept: */*\r\n"
+            "Host: \r\n"
+            "X-Forwarded-For: 198.51.100.7\r\n"
+            "X-Forwarded-Proto: https\r\n"
+            "Forwarded: for=198.51.100.7;proto=https\r\n"
+            "X-Request-Id: rid-1\r\n"
+            "\r\n");
+}
+
 TEST(HeaderRewrite, AppendsToClientForwardedFor) {
   auto req = make_request({{"Host", "a"}, {"X-Forwarded-For", "203.0.113.9"},
                            {"Forwarded", "for=203.0.113.9"}});

@@ -83,6 +83,19 @@ TEST(Http1Parser, DecodesChunkedBody) {
   EXPECT_EQ(r.body, "hello world");
 }
 
+TEST(Http1Parser, TrailersDoNotJoinTheHead) {
+  // Found by tests/fuzz/http1_request: trailer fields were appended to the head's headers, so
+  // the head read after the body had two Hosts.
+  Recorder r(Http1Parser::Kind::request);
+  auto out = r.feed(
+      "POST /u HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "2\r\nhi\r\n0\r\nHost: y\r\nX-Checksum: 1\r\n\r\n");
+  EXPECT_EQ(out.status, Http1Parser::Status::message_done) << out.reason;
+  ASSERT_EQ(r.parser.request().headers.size(), 2u);
+  EXPECT_EQ(*r.parser.request().find("host"), "x");
+  EXPECT_EQ(r.body, "hi");
+}
+
 TEST(Http1Parser, ContentLengthBody) {
   Recorder r(Http1Parser::Kind::request);
   auto out = r.feed("PUT /u HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nabcdGET");
@@ -132,6 +145,8 @@ INSTANTIATE_TEST_SUITE_P(
                    "Transfer-Encoding: chunked\r\n\r\n", 400},
         BadRequest{"two hosts", "GET / HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n", 400},
         BadRequest{"no host", "GET / HTTP/1.1\r\nX: y\r\n\r\n", 400},
+        BadRequest{"HTTP/0.9 (no version)", "GET /P/0.1\r\n\r\n", 400},
+        BadRequest{"CONNECT", "CONNECT a.test:443 HTTP/1.1\r\nHost: a.test:443\r\n\r\n", 400},
         BadRequest{"absolute-form for another host",
                    "GET http://y/a HTTP/1.1\r\nHost: x\r\n\r\n", 400},
         BadRequest{"head too large", "GET / HTTP/1.1\r\nX: "
