@@ -14,6 +14,7 @@
 
 #include "common/log.h"
 #include "common/ossl.h"
+#include "common/time_format.h"
 
 namespace fd::acme {
 namespace {
@@ -186,8 +187,7 @@ std::optional<std::chrono::system_clock::time_point> parse_rfc3339(std::string_v
     return std::nullopt;
   }
   std::time_t t = timegm(&tm);
-  return std::chrono::system_clock::from_time_t(t) - std::chrono::minutes(offset_minutes) +
-         fraction;
+  return to_system_time(t) - std::chrono::minutes(offset_minutes) + fraction;
 }
 
 // Sends requests for one Client: signs POSTs as flattened JWS, keeps the Replay-Nonce of every

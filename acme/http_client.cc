@@ -7,6 +7,8 @@
 #include <cstring>
 #include <limits>
 
+#include "common/time_format.h"
+
 namespace fd::acme {
 namespace {
 
@@ -143,8 +145,9 @@ std::optional<std::chrono::seconds> parse_retry_after(std::string_view value,
   }
   // Rounded up: waking a fraction of a second early would be asking before the server said to.
   auto delta =
-      std::chrono::ceil<std::chrono::seconds>(std::chrono::system_clock::from_time_t(*when) - now);
+      std::chrono::ceil<std::chrono::seconds>(to_system_time(*when) - now);
   return delta.count() > 0 ? delta : std::chrono::seconds(0);
 }
 
 }  // namespace fd::acme
+

@@ -292,8 +292,8 @@ Result<std::shared_ptr<const ManagedCertificate>> Manager::order(const std::stri
 }
 
 Clock::time_point Manager::renewal_due(const ManagedCertificate& cert) {
-  Clock::time_point not_before = Clock::from_time_t(cert.info.not_before);
-  Clock::time_point not_after = Clock::from_time_t(cert.info.not_after);
+  Clock::time_point not_before = to_system_time(cert.info.not_before);
+  Clock::time_point not_after = to_system_time(cert.info.not_after);
   if (!config_.renew_auto) {
     return renewal_time(not_before, not_after,
                         std::chrono::duration_cast<std::chrono::seconds>(config_.renew_before));

@@ -48,7 +48,7 @@ std::string status_report(const config::Acme& acme, std::time_t now) {
         before = std::chrono::duration_cast<std::chrono::seconds>(acme.renew_before);
       }
       auto due =
-          renewal_time(Clock::from_time_t(not_before), Clock::from_time_t(not_after), before);
+          renewal_time(to_system_time(not_before), to_system_time(not_after), before);
       out << "  not_after:     " << format_rfc3339(not_after)
           << (not_after <= now ? " (expired)" : "") << "\n";
       out << "  next_renewal:  " << format_rfc3339(Clock::to_time_t(due))

@@ -851,6 +851,19 @@ TEST_F(ClientTest, RenewalInfo) {
   EXPECT_EQ(clamped->retry_after, std::chrono::seconds(60));
 }
 
+TEST_F(ClientTest, RenewalInfoFarInTheFutureIsClampedNotOverflowed) {
+  // Found by tests/fuzz/acme: a window ending in 4060 overflowed system_clock's nanoseconds.
+  script_account(directory(true));
+  http_.expect_json(
+      "GET", std::string(RENEWAL_INFO) + "/a.b", 200,
+      {{"suggestedWindow", {{"start", "2030-01-01T00:00:00Z"}, {"end", "4060-01-02T00:00:00Z"}}}});
+  Client client(http_, *account_key_, options());
+  ASSERT_TRUE(client.ensure_account());
+  auto info = client.renewal_info("a.b");
+  ASSERT_TRUE(info) << info.error().message;
+  EXPECT_EQ(std::chrono::system_clock::to_time_t(info->end), 7258118400);  // 2200-01-01
+}
+
 TEST_F(ClientTest, RenewalInfoDefaultsAndAbsence) {
   script_account(directory(true));
   http_.expect_json(

@@ -36,6 +36,13 @@ TEST(ParseRetryAfterTest, HttpDate) {
             seconds(2));
 }
 
+TEST(ParseRetryAfterTest, DateBeyondTheClockIsClamped) {
+  // system_clock ends in 2262; a date in 9999 must not overflow it (UBSan checks).
+  auto wait = parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT", example_date());
+  ASSERT_TRUE(wait);
+  EXPECT_EQ(*wait, seconds(7258118400 - 1445412480));  // until 2200-01-01
+}
+
 TEST(ParseRetryAfterTest, PastDateIsZero) {
   auto now = example_date() + seconds(3600);
   EXPECT_EQ(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now), seconds(0));
