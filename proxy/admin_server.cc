@@ -57,7 +57,7 @@ class AdminServer::Connection : public Deferrable,
 
   bool on_head() override {
     const RequestHead& req = parser_.request();
-    std::string_view path = request_path(req.target);
+    std::string_view path = req.target;
     path = path.substr(0, path.find('?'));
     if (req.method != "GET" && req.method != "HEAD") {
       respond(405, "text/plain; charset=utf-8", "method not allowed\n");

@@ -87,7 +87,7 @@ bool DownstreamConnection::retire_old_exchange(uint64_t below) {
         continue;
       }
       log::warn("request cut: its upstream left the configuration",
-                {{"client", client_.ip}, {"path", std::string(request_path(x->request().target))}});
+                {{"client", client_.ip}, {"path", x->request().target}});
       stream->cut("configuration retired");
       cut = true;
     }
@@ -101,7 +101,7 @@ bool DownstreamConnection::retire_old_exchange(uint64_t below) {
   }
   log::warn(
       "request cut: its upstream left the configuration",
-      {{"client", client_.ip}, {"path", std::string(request_path(exchange_->request().target))}});
+      {{"client", client_.ip}, {"path", exchange_->request().target}});
   close("configuration retired");
   return true;
 }
@@ -250,7 +250,7 @@ bool DownstreamConnection::on_head() {
   ++requests_;
   keep_alive_ = req.keep_alive && !draining_ && !is_websocket_upgrade(req) &&
                 requests_ < snapshot_->config().limits.max_requests_per_connection;
-  if (!listener_.tls && answer_acme_challenge(request_path(req.target))) {
+  if (!listener_.tls && answer_acme_challenge(req.target)) {
     return false;
   }
   if (listener_.redirect_https) {
@@ -261,7 +261,7 @@ bool DownstreamConnection::on_head() {
     }
     uint16_t port = listener_.https_port != 0 ? listener_.https_port : snapshot_->https_port();
     std::string location = "https://" + host + (port != 443 ? ":" + std::to_string(port) : "") +
-                           std::string(request_path(req.target));
+                           req.target;
     respond_direct(308, "redirecting to " + location + "\n", "Location: " + location + "\r\n",
                    req.has_body());
     return false;
@@ -449,7 +449,7 @@ void DownstreamConnection::respond_direct(int status, const std::string& body,
     r.client = &client_.ip;
     r.method = &req.method;
     r.host = request_host(req);
-    r.path = std::string(request_path(req.target));
+    r.path = req.target;
     r.status = status;
     r.bytes_out = body.size();
     write_access_line(r);

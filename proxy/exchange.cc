@@ -51,7 +51,7 @@ void Exchange::start() {
     return;
   }
   std::string host = request_host(request_);
-  auto group = snapshot_->router().route(host, request_path(request_.target));
+  auto group = snapshot_->router().route(host, request_.target);
   if (!group) {
     respond_local(404, "no route for this host and path");
     return;
@@ -491,7 +491,7 @@ void Exchange::write_access_log() {
   r.client = &stream_.client().ip;
   r.method = &request_.method;
   r.host = request_host(request_);
-  r.path = std::string(request_path(request_.target));
+  r.path = request_.target;
   r.status = status_;
   r.bytes_in = bytes_in_;
   r.bytes_out = bytes_out_;

@@ -58,19 +58,6 @@ bool is_hop_by_hop(std::string_view name, const std::vector<Header>& headers) {
   return false;
 }
 
-std::string_view request_path(std::string_view target) {
-  size_t scheme = target.find("://");
-  if (target.empty() || target.front() == '/' || scheme == std::string_view::npos) {
-    return target;
-  }
-  size_t slash = target.find('/', scheme + 3);
-  if (slash == std::string_view::npos) {
-    size_t query = target.find('?', scheme + 3);
-    return query == std::string_view::npos ? std::string_view("/") : target.substr(query);
-  }
-  return target.substr(slash);
-}
-
 std::string normalize_host(std::string_view host) {
   if (!host.empty() && host.front() == '[') {
     size_t close = host.find(']');
@@ -114,7 +101,7 @@ std::string build_upstream_request(const RequestHead& req, const ForwardContext&
   out.reserve(512);
   out.append(req.method);
   out.push_back(' ');
-  out.append(request_path(req.target));
+  out.append(req.target);
   out.append(" HTTP/1.1\r\n");
 
   const std::string* host = req.find("host");

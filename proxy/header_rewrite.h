@@ -26,7 +26,7 @@ enum class BodyFraming {
 };
 
 // Serializes |req| for the upstream as an HTTP/1.1 request head (ending in CRLF CRLF): the
-// target in origin-form, Host passed through (empty when an HTTP/1.0 client sent none),
+// target (origin-form), Host passed through (empty when an HTTP/1.0 client sent none),
 // hop-by-hop headers (Connection and the names it lists, Keep-Alive, TE, Trailer,
 // Transfer-Encoding, Upgrade, Proxy-*) removed, X-Forwarded-For and Forwarded appended to,
 // X-Forwarded-Proto, X-Forwarded-Host and X-Request-Id set, and Transfer-Encoding: chunked
@@ -59,10 +59,6 @@ BodyFraming response_framing(const ResponseHead& resp, bool head_request, bool c
 
 // A client-sent X-Request-Id is kept when it is 1..128 characters of [A-Za-z0-9._:-].
 bool is_valid_request_id(std::string_view id);
-
-// The request path with its query, for routing and logs: the target itself for origin-form,
-// the part after the authority for absolute-form ("http://h/x?y" -> "/x?y").
-std::string_view request_path(std::string_view target);
 
 // The host the request is for: the Host header, lowercased, without port; "" if none.
 std::string request_host(const RequestHead& req);

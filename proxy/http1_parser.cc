@@ -21,8 +21,9 @@ bool starts_with_nocase(std::string_view s, std::string_view prefix) {
 
 // What RFC 9112 makes a request head invalid and llhttp lets through: framing other than a
 // single final "chunked" (§6.1: we do not decode other codings, so the length is unknown),
-// a missing or repeated Host (§3.2), and an absolute-form target naming another authority
-// than Host (§3.2.2), which would let routing and the upstream see different hosts.
+// a missing or repeated Host (§3.2), and targets other than the forms an origin accepts, among
+// them an absolute-form naming another authority than Host (§3.2.2), which would let routing
+// and the upstream see different hosts.
 const char* request_head_problem(const RequestHead& r) {
   // llhttp takes a request line without a version as HTTP/0.9, which has no headers to route
   // or forward by.
@@ -53,17 +54,42 @@ const char* request_head_problem(const RequestHead& r) {
   if (hosts == 0 && r.version_minor >= 1) {
     return "HTTP/1.1 request without Host";
   }
+  // Targets are origin-form, OPTIONS *, or an http(s) absolute-form naming the Host (§3.2);
+  // anything else (another scheme, a fragment) would reach the upstream as a target it may
+  // read differently from frontdoor's routing.
   std::string_view target = r.target;
+  if (target.find('#') != std::string_view::npos) {
+    return "fragment in the request target";
+  }
+  if (target == "*") {
+    return r.method == "OPTIONS" ? nullptr : "asterisk-form target for a method other than OPTIONS";
+  }
+  if (!target.empty() && target.front() == '/') {
+    return nullptr;
+  }
   for (std::string_view scheme : {"http://", "https://"}) {
     if (starts_with_nocase(target, scheme)) {
       std::string_view rest = target.substr(scheme.size());
-      std::string_view authority = rest.substr(0, rest.find_first_of("/?#"));
+      std::string_view authority = rest.substr(0, rest.find_first_of("/?"));
       if (host == nullptr || !iequals(authority, *host)) {
         return "absolute-form target names another host than Host";
       }
+      return nullptr;
     }
   }
-  return nullptr;
+  return "request target is neither a path nor an http(s) URI";
+}
+
+// An absolute-form target as the origin-form the rest of frontdoor and the upstream get
+// (RFC 9112 §3.2.1, §3.2.2): its path, "/" when that is empty, and its query.
+void to_origin_form(std::string* target) {
+  if (target->empty() || target->front() == '/' || *target == "*") {
+    return;
+  }
+  size_t authority = target->find("://") + 3;
+  size_t path = target->find_first_of("/?", authority);
+  std::string origin = path == std::string::npos ? std::string() : target->substr(path);
+  *target = origin.empty() || origin.front() == '?' ? "/" + origin : std::move(origin);
 }
 
 }  // namespace
@@ -239,6 +265,7 @@ int Http1Parser::on_headers_complete(llhttp_t* p) {
     if (self->head_problem_ != nullptr) {
       return -1;  // any value but 0, 1, 2 and HPE_PAUSED is an error to llhttp
     }
+    to_origin_form(&r.target);
     self->handler_->on_head();
     return 0;
   }

@@ -23,7 +23,7 @@ bool has_token(std::string_view list, std::string_view token);
 
 struct RequestHead {
   std::string method;
-  std::string target;  // request-target as sent: origin-form "/path?q" or absolute-form
+  std::string target;  // origin-form "/path?q" (an absolute-form one is rewritten to it), or "*"
   int version_major = 1;
   int version_minor = 1;
   std::vector<Header> headers;

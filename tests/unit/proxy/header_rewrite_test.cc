@@ -90,9 +90,8 @@ TEST(HeaderRewrite, ReplacesClientForwardedProtoHostAndRequestId) {
   EXPECT_NE(out.find("X-Request-Id: rid-1\r\n"), std::string::npos);
 }
 
-TEST(HeaderRewrite, ChunkedRequestIsReframedAndAbsoluteFormBecomesOriginForm) {
-  auto req = make_request({{"Host", "a"}, {"Transfer-Encoding", "chunked"}},
-                          "http://a/x/y?z");
+TEST(HeaderRewrite, ChunkedRequestIsReframed) {
+  auto req = make_request({{"Host", "a"}, {"Transfer-Encoding", "chunked"}}, "/x/y?z");
   req.chunked = true;
   std::string out = build_upstream_request(req, ctx());
   EXPECT_EQ(out.rfind("GET /x/y?z HTTP/1.1\r\n", 0), 0u);
@@ -143,15 +142,10 @@ TEST(HeaderRewrite, RequestIdValidation) {
   EXPECT_TRUE(is_valid_request_id(std::string(128, 'a')));
 }
 
-TEST(HeaderRewrite, HostAndPathHelpers) {
+TEST(HeaderRewrite, NormalizesHosts) {
   EXPECT_EQ(normalize_host("Example.COM:443"), "example.com");
   EXPECT_EQ(normalize_host("[::1]:8443"), "[::1]");
   EXPECT_EQ(normalize_host("localhost"), "localhost");
-  EXPECT_EQ(request_path("/a?b"), "/a?b");
-  EXPECT_EQ(request_path("https://h:1/a/b?c"), "/a/b?c");
-  EXPECT_EQ(request_path("http://h"), "/");
-  EXPECT_EQ(request_path("http://h?x=1"), "?x=1");
-  EXPECT_EQ(request_path("*"), "*");
 }
 
 TEST(HeaderRewrite, DetectsWebSocketUpgrade) {

@@ -96,6 +96,23 @@ TEST(Http1Parser, TrailersDoNotJoinTheHead) {
   EXPECT_EQ(r.body, "hi");
 }
 
+TEST(Http1Parser, AbsoluteFormBecomesOriginForm) {
+  for (auto [sent, origin] : std::vector<std::pair<std::string, std::string>>{
+           {"https://h:1/a/b?c", "/a/b?c"},
+           {"http://h:1", "/"},
+           {"HTTP://h:1?x=1", "/?x=1"},  // found by tests/fuzz/http1_request: went up as "?x=1"
+           {"/plain?q", "/plain?q"}}) {
+    Recorder r(Http1Parser::Kind::request);
+    auto out = r.feed("GET " + sent + " HTTP/1.1\r\nHost: h:1\r\n\r\n");
+    EXPECT_EQ(out.status, Http1Parser::Status::message_done) << sent << ": " << out.reason;
+    EXPECT_EQ(r.parser.request().target, origin) << sent;
+  }
+  Recorder options(Http1Parser::Kind::request);
+  EXPECT_EQ(options.feed("OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n").status,
+            Http1Parser::Status::message_done);
+  EXPECT_EQ(options.parser.request().target, "*");
+}
+
 TEST(Http1Parser, ContentLengthBody) {
   Recorder r(Http1Parser::Kind::request);
   auto out = r.feed("PUT /u HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nabcdGET");
@@ -147,6 +164,9 @@ INSTANTIATE_TEST_SUITE_P(
         BadRequest{"no host", "GET / HTTP/1.1\r\nX: y\r\n\r\n", 400},
         BadRequest{"HTTP/0.9 (no version)", "GET /P/0.1\r\n\r\n", 400},
         BadRequest{"CONNECT", "CONNECT a.test:443 HTTP/1.1\r\nHost: a.test:443\r\n\r\n", 400},
+        BadRequest{"absolute-form of another scheme", "GET tp://e/?a HTTP/1.1\r\nHost: e\r\n\r\n", 400},
+        BadRequest{"fragment", "GET /a#b HTTP/1.1\r\nHost: x\r\n\r\n", 400},
+        BadRequest{"asterisk for GET", "GET * HTTP/1.1\r\nHost: x\r\n\r\n", 400},
         BadRequest{"absolute-form for another host",
                    "GET http://y/a HTTP/1.1\r\nHost: x\r\n\r\n", 400},
         BadRequest{"head too large", "GET / HTTP/1.1\r\nX: "
