@@ -40,7 +40,8 @@ std::string build_upstream_request(const RequestHead& req, const ForwardContext&
 bool is_websocket_upgrade(const RequestHead& req);
 
 // True for a header that describes one hop only (Connection, Keep-Alive, TE, Trailer,
-// Transfer-Encoding, Upgrade, Proxy-*), or that a Connection header among |headers| names.
+// Transfer-Encoding, Upgrade, Proxy-*), or that a Connection header among |headers| names,
+// except Content-Length and Host, which no Connection header can make hop-by-hop.
 // These are the connection-specific fields HTTP/2 forbids too (RFC 9113 §8.2.2).
 bool is_hop_by_hop(std::string_view name, const std::vector<Header>& headers);
 

@@ -59,7 +59,7 @@ void check_upstream_head(const RequestHead& req) {
   check(again.head_complete(), "the upstream head is incomplete");
   const RequestHead& up = again.request();
   check(up.method == req.method, "the upstream method differs");
-  check(up.target == request_path(req.target), "the upstream target differs");
+  check(up.target == req.target, "the upstream target differs");
   check(up.chunked == req.chunked, "the upstream chunked framing differs");
   check(req.chunked || up.content_length == req.content_length,
         "the upstream Content-Length differs");

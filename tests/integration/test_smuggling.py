@@ -202,6 +202,20 @@ class RequestSmugglingTest(harness.ProxyTestCase):
             b"1\r\nx\r\n0\r\n\r\n")
         self.assertEqual(reply.count(b"HTTP/1.1 200 "), 2, reply[:400])
 
+    def test_connection_cannot_strip_content_length(self):
+        # Found by tests/fuzz/http1_request: "Connection: content-length" made the length
+        # hop-by-hop, so the body went upstream without it and was read there as a request.
+        smuggled_before = self.up.path_count("/smuggled")
+        reply, _ = self.send_raw(
+            b"POST /a HTTP/1.1\r\nHost: localhost\r\nConnection: content-length\r\n"
+            b"Content-Length: %d\r\n\r\n" % len(SMUGGLED))
+        self.assertEqual(reply.count(b"HTTP/1.1 200 "), 1, reply[:400])
+        # The upstream connection goes back to the pool: the next requests use it.
+        for _ in range(3):
+            self.assertEqual(self.get(self.port, "/after").status, 200)
+        self.assertEqual(self.up.path_count("/smuggled"), smuggled_before,
+                         "the body reached the upstream as a request")
+
     def proxy_to_raw_upstreams(self, cases):
         """One frontdoor with a route /case<i>/ to a RawUpstream per case: its port."""
         upstreams, routes = {}, []

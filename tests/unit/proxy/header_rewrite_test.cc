@@ -116,6 +116,23 @@ TEST(HeaderRewrite, ResponseFraming) {
   EXPECT_EQ(response_framing(r, false, false), BodyFraming::none);
 }
 
+TEST(HeaderRewrite, ConnectionCannotStripContentLengthOrHost) {
+  // Found by tests/fuzz/http1_request: "Connection: content-length" sent the body upstream
+  // without its length, where it would be read as the next request.
+  auto req = make_request({{"Host", "a"}, {"Connection", "content-length, host"},
+                           {"Content-Length", "4"}});
+  req.method = "POST";
+  req.content_length = 4;
+  std::string out = build_upstream_request(req, ctx());
+  EXPECT_NE(out.find("\r\nContent-Length: 4\r\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("\r\nHost: a\r\n"), std::string::npos) << out;
+  ResponseHead r;
+  r.status = 200;
+  r.headers = {{"Connection", "Content-Length"}, {"Content-Length", "5"}};
+  EXPECT_EQ(build_downstream_response(r, BodyFraming::content_length, false),
+            "HTTP/1.1 200 \r\nContent-Length: 5\r\n\r\n");
+}
+
 TEST(HeaderRewrite, DownstreamResponseStripsHopByHopAndSetsFraming) {
   ResponseHead r;
   r.status = 200;
