@@ -148,7 +148,8 @@ struct Limits {
   uint64_t body_min_rate = 1024;
   uint32_t max_header_bytes = 65536;
   uint32_t max_headers = 100;  // header fields in a request head (431 beyond)
-  // Requests on one HTTP/1.1 connection before it is closed (nginx's keepalive_requests).
+  // Requests on one connection before it is closed (nginx's keepalive_requests): on HTTP/1.1
+  // the last response says Connection: close, on HTTP/2 a GOAWAY follows the last stream.
   uint32_t max_requests_per_connection = 1000;
   uint64_t max_body_bytes = 0;  // 0 = unlimited
 };

@@ -2,7 +2,9 @@
 
 #include <nghttp2/nghttp2.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <optional>
 
 #include "common/log.h"
 #include "proxy/access_log.h"
@@ -18,10 +20,6 @@ constexpr size_t INPUT_SLACK = 64 * 1024;
 // How long we keep reading (and discarding) after answering a request we did not read whole,
 // so the client sees our response instead of a reset.
 constexpr std::chrono::milliseconds LINGER_TIME{2000};
-// How often a request body still coming is checked against body_timeout and body_min_rate,
-// and how long a body may take before its rate is judged (the spec's grace).
-constexpr std::chrono::milliseconds BODY_CHECK_INTERVAL{1000};
-constexpr std::chrono::milliseconds BODY_RATE_GRACE{5000};
 // RFC 9113 §5.1.2: the SETTINGS_MAX_CONCURRENT_STREAMS we announce (nghttpx and Envoy use 100).
 constexpr uint32_t H2_MAX_CONCURRENT_STREAMS = 100;
 
@@ -160,8 +158,24 @@ void DownstreamConnection::on_h2_readable() {
 }
 
 void DownstreamConnection::on_stream_request(Http2Stream& stream) {
+  const config::Limits& limits = snapshot_->config().limits;
   // The stream keeps its own copy of the head: it answers HEAD requests without a body.
   stream.attach(std::make_unique<Exchange>(stream, worker_, snapshot_, stream.request()));
+  if (stream.receiving_body()) {
+    stream.body_pace().start(std::chrono::steady_clock::now(), limits.body_timeout,
+                             limits.body_min_rate);
+    if (!h2_body_timer_) {
+      h2_body_timer_ = true;
+      timer_.arm(limits.body_timeout.count() > 0
+                     ? std::min(BodyPace::CHECK_INTERVAL, limits.body_timeout)
+                     : BodyPace::CHECK_INTERVAL);
+    }
+  }
+  // As on HTTP/1.1, a connection serves a bounded number of requests: GOAWAY after this one
+  // (the client opens a new connection for the next).
+  if (++requests_ == limits.max_requests_per_connection) {
+    h2_->drain();
+  }
 }
 
 void DownstreamConnection::on_session_activity() {
@@ -173,8 +187,11 @@ void DownstreamConnection::on_session_activity() {
     return;
   }
   if (h2_->open_streams() > 0) {
-    timer_.cancel();
-  } else if (!timer_.armed()) {
+    if (!h2_body_timer_) {
+      timer_.cancel();
+    }
+  } else if (!timer_.armed() || h2_body_timer_) {
+    h2_body_timer_ = false;
     timer_.arm(snapshot_->config().limits.idle_timeout);
   }
 }
@@ -270,11 +287,11 @@ bool DownstreamConnection::on_head() {
   exchange_ = std::make_unique<Exchange>(*this, worker_, snapshot_, std::move(req));
   exchange_->start();
   if (has_body && !exchange_done_) {
-    body_started_ = rate_since_ = std::chrono::steady_clock::now();
-    body_bytes_ = rate_bytes_ = 0;
     const auto& limits = snapshot_->config().limits;
-    timer_.arm(limits.body_timeout.count() > 0 ? std::min(BODY_CHECK_INTERVAL, limits.body_timeout)
-                                               : BODY_CHECK_INTERVAL);
+    body_pace_.start(std::chrono::steady_clock::now(), limits.body_timeout, limits.body_min_rate);
+    timer_.arm(limits.body_timeout.count() > 0
+                   ? std::min(BodyPace::CHECK_INTERVAL, limits.body_timeout)
+                   : BodyPace::CHECK_INTERVAL);
   }
   return false;
 }
@@ -295,7 +312,7 @@ bool DownstreamConnection::answer_acme_challenge(std::string_view path) {
 }
 
 void DownstreamConnection::on_body(const char* data, size_t len) {
-  body_bytes_ += len;
+  body_pace_.on_bytes(len);
   if (exchange_ && !exchange_done_) {
     exchange_->on_request_body(data, len);
   }
@@ -516,41 +533,53 @@ void DownstreamConnection::check_request_body() {
   if (request_done_ || !exchange_ || exchange_done_) {
     return;
   }
-  const config::Limits& limits = snapshot_->config().limits;
   auto now = std::chrono::steady_clock::now();
-  auto since_head = std::chrono::duration_cast<std::chrono::milliseconds>(now - body_started_);
-  const char* reason = nullptr;
-  if (limits.body_timeout.count() > 0 && since_head >= limits.body_timeout) {
-    reason = "request body not complete within body_timeout";
-  } else if (body_paused_) {
-    // We stopped reading because the upstream takes the body slower than the client sends it.
-    rate_since_ = now;
-    rate_bytes_ = body_bytes_;
-  } else if (limits.body_min_rate > 0) {
-    auto window = std::chrono::duration_cast<std::chrono::milliseconds>(now - rate_since_);
-    uint64_t received = body_bytes_ - rate_bytes_;
-    if (window >= BODY_RATE_GRACE &&
-        received * 1000 < limits.body_min_rate * static_cast<uint64_t>(window.count())) {
-      reason = "request body slower than body_min_rate";
-    }
-  }
+  std::chrono::milliseconds next;
+  const char* reason = body_pace_.check(now, body_paused_, &next);
   if (reason == nullptr) {
-    auto next = BODY_CHECK_INTERVAL;
-    if (limits.body_timeout.count() > 0) {
-      next = std::min(next, limits.body_timeout - since_head);
-    }
     timer_.arm(next);
     return;
   }
   log::info("slow request body cut", {{"client", client_.ip},
                                       {"reason", reason},
-                                      {"body_bytes", body_bytes_},
-                                      {"ms", since_head.count()}});
+                                      {"body_bytes", body_pace_.bytes()},
+                                      {"ms", body_pace_.elapsed(now).count()}});
   keep_alive_ = false;
   exchange_->reject_request(408, reason);
 }
 
+void DownstreamConnection::check_h2_bodies() {
+  auto now = std::chrono::steady_clock::now();
+  std::optional<std::chrono::milliseconds> next;
+  for (Http2Stream* stream : h2_->streams()) {
+    if (!stream->receiving_body()) {
+      continue;
+    }
+    std::chrono::milliseconds wait;
+    const char* reason = stream->body_pace().check(now, stream->body_held(), &wait);
+    if (reason == nullptr) {
+      next = next ? std::min(*next, wait) : wait;
+      continue;
+    }
+    log::info("slow request body cut", {{"client", client_.ip},
+                                        {"stream", stream->id()},
+                                        {"reason", reason},
+                                        {"body_bytes", stream->body_pace().bytes()},
+                                        {"ms", stream->body_pace().elapsed(now).count()}});
+    stream->exchange()->reject_request(408, reason);
+  }
+  h2_body_timer_ = next.has_value();
+  if (next) {
+    timer_.arm(*next);
+  }
+  h2_->schedule_send();
+}
+
 void DownstreamConnection::on_timer() {
+  if (h2_ && h2_body_timer_ && phase_ != Phase::closing && phase_ != Phase::lingering) {
+    check_h2_bodies();
+    return;
+  }
   if (h2_ && phase_ != Phase::closing && phase_ != Phase::lingering) {
     // No stream for the idle time (or no first one within header_timeout): GOAWAY and close.
     h2_->terminate(NGHTTP2_NO_ERROR);

@@ -4,6 +4,7 @@
 #include <memory>
 #include <string>
 
+#include "proxy/body_pace.h"
 #include "proxy/downstream_stream.h"
 #include "proxy/event_loop.h"
 #include "proxy/exchange.h"
@@ -109,6 +110,9 @@ class DownstreamConnection : public Deferrable,
   void close_after_flush(bool linger);
   void finish_close();
   void on_timer();
+  // h2: checks every stream still receiving a body against the body limits (408 for a slow
+  // one), and re-arms the check while any is left.
+  void check_h2_bodies();
   // Phase exchange with the request body still coming: 408 if it is too slow.
   void check_request_body();
   // Phase tunnel: hands the buffered client bytes to the exchange.
@@ -129,6 +133,7 @@ class DownstreamConnection : public Deferrable,
   BodyFraming framing_ = BodyFraming::none;
   bool keep_alive_ = true;      // the current request allows another one after it
   bool draining_ = false;       // drain() was called: no request after the current one
+  bool h2_body_timer_ = false;  // h2: timer_ runs the body checks, not the idle timeout
   bool request_done_ = false;   // the current request has been read completely
   bool exchange_done_ = false;  // the exchange finished; after_exchange() pending
   bool body_paused_ = false;
@@ -137,14 +142,8 @@ class DownstreamConnection : public Deferrable,
   bool linger_ = false;
   // Phase tunnel: when a byte last went either way, for the idle timeout.
   std::chrono::steady_clock::time_point tunnel_activity_;
-  // Request body progress, for limits.body_timeout and body_min_rate: when the head ended, how
-  // many body bytes came since, and the start of the window the rate is judged over (reset
-  // while we, not the client, hold the body back).
-  std::chrono::steady_clock::time_point body_started_;
-  std::chrono::steady_clock::time_point rate_since_;
-  uint64_t body_bytes_ = 0;
-  uint32_t requests_ = 0;  // request heads read on this connection
-  uint64_t rate_bytes_ = 0;
+  BodyPace body_pace_;      // the current HTTP/1.1 request body, for the body limits
+  uint32_t requests_ = 0;  // request heads read on this connection (HTTP/1.1) or streams (h2)
   // Declared last: destroyed first, so its callback never sees a half-destroyed connection.
   Timer timer_;
 };

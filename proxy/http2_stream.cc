@@ -130,6 +130,7 @@ void Http2Stream::attach(std::unique_ptr<Exchange> exchange) {
 }
 
 void Http2Stream::on_data(const char* data, size_t len) {
+  body_pace_.on_bytes(len);
   if (exchange_ && !exchange_done_) {
     exchange_->on_request_body(data, len);
   }

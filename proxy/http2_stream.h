@@ -8,6 +8,7 @@
 #include <string>
 #include <string_view>
 
+#include "proxy/body_pace.h"
 #include "proxy/downstream_stream.h"
 #include "proxy/event_loop.h"
 #include "proxy/exchange.h"
@@ -42,6 +43,13 @@ class Http2Stream : public Deferrable, public DownstreamStream {
   void attach(std::unique_ptr<Exchange> exchange);
   // The running exchange, or nullptr once it finished (or before attach).
   Exchange* exchange() const { return exchange_done_ ? nullptr : exchange_.get(); }
+  // The request body, for limits.body_timeout and body_min_rate; the connection starts it
+  // and checks it.
+  BodyPace& body_pace() { return body_pace_; }
+  // A request body is still coming for a running exchange.
+  bool receiving_body() const { return !request_done_ && !closed_ && exchange() != nullptr; }
+  // frontdoor itself is not taking the body (the upstream is slower than the client).
+  bool body_held() const { return paused_; }
   // Cuts the stream with RST_STREAM CANCEL and aborts its exchange with |why|.
   void cut(const std::string& why);
 
@@ -102,6 +110,7 @@ class Http2Stream : public Deferrable, public DownstreamStream {
   bool exchange_done_ = false;
   bool reset_sent_ = false;
   size_t unconsumed_ = 0;  // request bytes received while paused, not yet acknowledged
+  BodyPace body_pace_;
 };
 
 }  // namespace fd::proxy

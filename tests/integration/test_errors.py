@@ -7,6 +7,10 @@ import subprocess
 import time
 import unittest
 
+import h2.config
+import h2.connection
+import h2.events
+
 import harness
 from harness import SLOW
 
@@ -204,6 +208,90 @@ class ClientTimeoutsTest(harness.ProxyTestCase):
             self.assertEqual(headers.get("connection"), "close", headers)
             data, closed = harness.read_until_close(s, timeout=5 * SLOW)
             self.assertTrue(closed and data == b"", data)
+
+    def h2_client(self, port):
+        """An h2 connection (python3-h2 over TLS with ALPN h2): (socket, H2Connection)."""
+        s = harness.tls_connect(port, ca=self.certs.ca, timeout=0.5, alpn=("h2",))
+        self.addCleanup(s.close)
+        self.assertEqual(s.selected_alpn_protocol(), "h2")
+        conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+        conn.initiate_connection()
+        s.sendall(conn.data_to_send())
+        return s, conn
+
+    @staticmethod
+    def h2_events(s, conn):
+        """The events of what arrives within the socket's timeout (acknowledging data)."""
+        try:
+            data = s.recv(65536)
+        except socket.timeout:
+            return []
+        if not data:
+            return [None]
+        events = conn.receive_data(data)
+        for e in events:
+            if isinstance(e, h2.events.DataReceived):
+                conn.acknowledge_received_data(e.flow_controlled_length, e.stream_id)
+        s.sendall(conn.data_to_send())
+        return events
+
+    def h2_get(self, s, conn, path):
+        """GETs |path| on a new stream: (stream id, status)."""
+        sid = conn.get_next_available_stream_id()
+        conn.send_headers(sid, [(":method", "GET"), (":path", path), (":scheme", "https"),
+                                (":authority", "localhost")], end_stream=True)
+        s.sendall(conn.data_to_send())
+        status = None
+        deadline = time.monotonic() + 5 * SLOW
+        while time.monotonic() < deadline:
+            for e in self.h2_events(s, conn):
+                if isinstance(e, h2.events.ResponseReceived) and e.stream_id == sid:
+                    status = int(dict(e.headers)[b":status"])
+                if isinstance(e, h2.events.StreamEnded) and e.stream_id == sid:
+                    return sid, status
+        self.fail("no complete answer on stream %d" % sid)
+
+    def test_h2_slow_body_stream_gets_408_and_the_connection_lives_on(self):
+        port = harness.free_port()
+        self.frontdoor(harness.tls_config(port, self.certs, {"app": [self.up.address]},
+                                          limits={"body_min_rate": "1KiB/s"}))
+        connections = self.up.stats()["connections"]
+        s, conn = self.h2_client(port)
+        sid = conn.get_next_available_stream_id()
+        conn.send_headers(sid, [(":method", "POST"), (":path", "/upload"), (":scheme", "https"),
+                                (":authority", "localhost"), ("content-length", "1048576")])
+        s.sendall(conn.data_to_send())
+        t0 = time.monotonic()
+        status = None
+        # 100 bytes every 0.5 s is 200 B/s, under 1KiB/s: cut after the 5 s grace.
+        while status is None and time.monotonic() - t0 < 12 * SLOW:
+            if conn.local_flow_control_window(sid) >= 100:
+                conn.send_data(sid, b"x" * 100)
+                s.sendall(conn.data_to_send())
+            for e in self.h2_events(s, conn):
+                self.assertIsNotNone(e, "the connection closed")
+                if isinstance(e, h2.events.ResponseReceived) and e.stream_id == sid:
+                    status = int(dict(e.headers)[b":status"])
+        elapsed = time.monotonic() - t0
+        self.assertEqual(status, 408)
+        self.assertGreaterEqual(elapsed, 4.5)
+        self.assertLess(elapsed, 9 * SLOW)
+        # The one more is the /stats request itself.
+        self.assertEqual(self.up.stats()["connections"], connections + 1,
+                         "a slow body held an upstream connection")
+        # Only that stream was cut: the connection serves the next one.
+        self.assertEqual(self.h2_get(s, conn, "/after-slow-body")[1], 200)
+
+    def test_h2_requests_per_connection_limit_sends_goaway(self):
+        port = harness.free_port()
+        self.frontdoor(harness.tls_config(port, self.certs, {"app": [self.up.address]},
+                                          limits={"max_requests_per_connection": 3}))
+        # curl goes on with a new connection after the GOAWAY that follows the third stream.
+        urls = ["https://localhost:%d/h2-ka%d" % (port, i) for i in range(7)]
+        results = harness.curl_many(urls, ca=self.certs.ca, http="2")
+        self.assertEqual([r.status for r in results], [200] * 7)
+        self.assertEqual([r.http_version for r in results], ["2"] * 7)
+        self.assertEqual([r.num_connects for r in results], [1, 0, 0, 1, 0, 0, 1])
 
     def test_expect_100_continue_is_answered_by_frontdoor(self):
         port = harness.free_port()

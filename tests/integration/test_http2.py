@@ -28,8 +28,10 @@ class Http2Test(ProxyTestCase):
         super().setUpClass()
         cls.ups = [cls.class_upstream(uid) for uid in ("a", "b", "c")]
         cls.port = harness.free_port()
+        # h2load does not reconnect after a GOAWAY: 2000 requests per connection below.
         cls.fd = cls.class_frontdoor(tls_config(
-            cls.port, cls.certs, {"app": [u.address for u in cls.ups]}, workers=2))
+            cls.port, cls.certs, {"app": [u.address for u in cls.ups]}, workers=2,
+            limits={"max_requests_per_connection": 100000}))
 
     def h2(self, path, *args, **kw):
         kw.setdefault("ca", self.certs.ca)
@@ -170,8 +172,10 @@ class Http2RapidResetTest(ProxyTestCase):
     def test_rapid_reset_gets_enhance_your_calm_and_others_are_unaffected(self):
         up = self.upstream("a")
         port = harness.free_port()
+        # Reset streams count as requests: the request limit must not end the connection first.
         fd = self.frontdoor(tls_config(port, self.certs, {"app": [up.address]}, workers=1,
-                                       access=False))
+                                       access=False,
+                                       limits={"max_requests_per_connection": 100000}))
         code = rapid_reset(port, self.certs.ca, 1500)
         self.assertEqual(code, 11, "expected GOAWAY ENHANCE_YOUR_CALM\n" + fd.tail())
         r = curl(self.url(port, "/status/200"), ca=self.certs.ca, http="2")
