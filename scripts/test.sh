@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds frontdoor and runs its test suite with CTest.
-#   scripts/test.sh              normal suite, then the ASan + UBSan suite (what CI runs)
+#   scripts/test.sh              normal suite, then the ASan + UBSan suite with the fuzz targets
+#                                (what CI runs; the sanitizer build runs during the normal tests)
 #   scripts/test.sh --normal     normal build only (build/)
 #   scripts/test.sh --sanitize   ASan + UBSan build only (build-asan/)
 # Arguments after `--` go to ctest, e.g. `scripts/test.sh -- -R config -L unit`.
@@ -40,18 +41,47 @@ warn_skipped_docker() {
   fi
 }
 
-# run_suite normal|sanitize: builds that variant and runs its tests.
-# Returns 1 if the build failed, 2 if tests failed.
+# The sanitizer variant's build, started in the background at the lowest CPU priority while
+# the normal suite runs: those tests mostly wait (on timeouts, peers, Docker), and the build
+# takes the idle CPU without slowing them. Its output goes to a log shown when it is waited for.
+background_build_pid=
+background_build_log=build-asan/background-build.log
+start_background_sanitize_build() {
+  mkdir -p build-asan
+  # Its own process group (setsid), so that an interrupted run (Ctrl-C, a CI timeout) stops
+  # the whole build, compilers included.
+  setsid nice -n 19 scripts/build.sh --sanitize >"$background_build_log" 2>&1 &
+  background_build_pid=$!
+  trap 'kill -- "-$background_build_pid" 2>/dev/null || true' EXIT
+}
+
+# run_suite normal|sanitize: builds that variant (or waits for its background build) and runs
+# its tests. Returns 1 if the build failed, 2 if tests failed.
 run_suite() {
   local variant=$1 build_dir=build build_args=() start=$SECONDS
   if [ "$variant" = sanitize ]; then
     build_dir=build-asan
     build_args=(--sanitize)
   fi
-  echo "== test: building the $variant variant ($build_dir)"
-  if ! scripts/build.sh "${build_args[@]}"; then
-    echo "== test: $variant build FAILED" >&2
-    return 1
+  if [ "$variant" = sanitize ] && [ -n "$background_build_pid" ]; then
+    echo "== test: waiting for the $variant build started in the background ($build_dir)"
+    local built=0
+    wait "$background_build_pid" || built=$?
+    cat "$background_build_log"
+    rm -f "$background_build_log"
+    if [ "$built" -ne 0 ]; then
+      echo "== test: $variant build FAILED" >&2
+      return 1
+    fi
+  else
+    echo "== test: building the $variant variant ($build_dir)"
+    if ! scripts/build.sh "${build_args[@]}"; then
+      echo "== test: $variant build FAILED" >&2
+      return 1
+    fi
+    if [ "$variant" = normal ] && [ "$mode" = all ]; then
+      start_background_sanitize_build
+    fi
   fi
   echo "== test: running the $variant suite"
   if (
