@@ -14,13 +14,11 @@ namespace fd::proxy {
 class BodyPace {
  public:
   using Clock = std::chrono::steady_clock;
-  // How often the owner calls check() while a body is arriving.
-  static constexpr std::chrono::milliseconds CHECK_INTERVAL{1000};
-  // The rate is not judged before this much time has passed in one window.
-  static constexpr std::chrono::milliseconds RATE_GRACE{5000};
 
-  // The head arrived at |now|; |timeout| 0 and |min_rate| 0 mean no limit.
-  void start(Clock::time_point now, std::chrono::milliseconds timeout, uint64_t min_rate);
+  // The head arrived at |now|; |timeout| 0 and |min_rate| 0 mean no limit. Returns when to
+  // check first.
+  std::chrono::milliseconds start(Clock::time_point now, std::chrono::milliseconds timeout,
+                                  uint64_t min_rate);
   void on_bytes(size_t len) { bytes_ += len; }
   uint64_t bytes() const { return bytes_; }
   std::chrono::milliseconds elapsed(Clock::time_point now) const;
@@ -31,6 +29,11 @@ class BodyPace {
   const char* check(Clock::time_point now, bool held, std::chrono::milliseconds* next);
 
  private:
+  // How often a body still arriving is checked.
+  static constexpr std::chrono::milliseconds CHECK_INTERVAL{1000};
+  // The rate is not judged before this much time has passed in one window.
+  static constexpr std::chrono::milliseconds RATE_GRACE{5000};
+
   Clock::time_point started_;
   Clock::time_point window_start_;
   std::chrono::milliseconds timeout_{0};

@@ -162,13 +162,11 @@ void DownstreamConnection::on_stream_request(Http2Stream& stream) {
   // The stream keeps its own copy of the head: it answers HEAD requests without a body.
   stream.attach(std::make_unique<Exchange>(stream, worker_, snapshot_, stream.request()));
   if (stream.receiving_body()) {
-    stream.body_pace().start(std::chrono::steady_clock::now(), limits.body_timeout,
-                             limits.body_min_rate);
+    auto first_check = stream.body_pace().start(std::chrono::steady_clock::now(),
+                                                limits.body_timeout, limits.body_min_rate);
     if (!h2_body_timer_) {
       h2_body_timer_ = true;
-      timer_.arm(limits.body_timeout.count() > 0
-                     ? std::min(BodyPace::CHECK_INTERVAL, limits.body_timeout)
-                     : BodyPace::CHECK_INTERVAL);
+      timer_.arm(first_check);
     }
   }
   // As on HTTP/1.1, a connection serves a bounded number of requests: GOAWAY after this one
@@ -288,10 +286,8 @@ bool DownstreamConnection::on_head() {
   exchange_->start();
   if (has_body && !exchange_done_) {
     const auto& limits = snapshot_->config().limits;
-    body_pace_.start(std::chrono::steady_clock::now(), limits.body_timeout, limits.body_min_rate);
-    timer_.arm(limits.body_timeout.count() > 0
-                   ? std::min(BodyPace::CHECK_INTERVAL, limits.body_timeout)
-                   : BodyPace::CHECK_INTERVAL);
+    timer_.arm(body_pace_.start(std::chrono::steady_clock::now(), limits.body_timeout,
+                                limits.body_min_rate));
   }
   return false;
 }
