@@ -2,13 +2,19 @@
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/ioctl.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
 namespace fd::proxy {
 namespace {
+
+// What read_more() takes from the socket at most in one call.
+constexpr size_t READ_MORE_MAX = 64 * 1024;
 
 timeval to_timeval(std::chrono::milliseconds ms) {
   timeval tv{};
@@ -91,6 +97,7 @@ bool Transport::reading() const {
 }
 
 void Transport::set_watermarks(size_t max_input, size_t write_low) {
+  max_input_ = max_input;
   bufferevent_setwatermark(bev_, EV_READ, 0, max_input);
   bufferevent_setwatermark(bev_, EV_WRITE, write_low, 0);
 }
@@ -116,8 +123,50 @@ void Transport::close() {
   bufferevent_disable(bev_, EV_READ | EV_WRITE);
 }
 
+void Transport::read_more() {
+  int ready = 0;
+  if (::ioctl(fd_, FIONREAD, &ready) != 0 || ready <= 0) {
+    return;
+  }
+  size_t want = std::min(static_cast<size_t>(ready), READ_MORE_MAX);
+  evbuffer* in = input();
+  if (max_input_ != 0) {
+    size_t have = evbuffer_get_length(in);
+    want = have >= max_input_ ? 0 : std::min(want, max_input_ - have);
+  }
+  if (want == 0) {
+    return;
+  }
+  // bufferevent keeps the end of its input frozen but for its own reads; this is one.
+  evbuffer_unfreeze(in, 0);
+  evbuffer_iovec vec[2];
+  int n = evbuffer_reserve_space(in, static_cast<ev_ssize_t>(want), vec, 2);
+  if (n <= 0) {
+    evbuffer_freeze(in, 0);
+    return;
+  }
+  iovec iov[2];
+  size_t room = want;
+  for (int i = 0; i < n; ++i) {
+    iov[i].iov_base = vec[i].iov_base;
+    iov[i].iov_len = std::min(vec[i].iov_len, room);
+    room -= iov[i].iov_len;
+  }
+  ssize_t got = ::readv(fd_, iov, n);
+  size_t left = got > 0 ? static_cast<size_t>(got) : 0;
+  for (int i = 0; i < n; ++i) {
+    vec[i].iov_len = std::min(iov[i].iov_len, left);
+    left -= vec[i].iov_len;
+  }
+  evbuffer_commit_space(in, vec, n);
+  evbuffer_freeze(in, 0);
+}
+
 void Transport::on_read(bufferevent*, void* arg) {
   auto* self = static_cast<Transport*>(arg);
+  if (self->ssl_ == nullptr) {
+    self->read_more();
+  }
   self->handler_->on_readable();
 }
 

@@ -86,6 +86,11 @@ class Transport {
   Transport(bufferevent* bev, ssl_st* ssl, int fd, Handler* handler);
   void install_callbacks();
   static void on_read(bufferevent*, void* arg);
+  // Plain TCP: reads what else the socket holds after libevent's read, which takes 4096 bytes
+  // at most (EVBUFFER_MAX_READ in libevent 2.1) and so cut a 16 KiB response into four loop
+  // turns, each with its own write to the client and epoll_ctl calls. The end of the stream
+  // and errors are left for libevent's next read to report.
+  void read_more();
   static void on_write(bufferevent*, void* arg);
   static void on_event(bufferevent*, short what, void* arg);
   // Reason text for an error event: OpenSSL's queue for TLS, errno otherwise.
@@ -101,6 +106,7 @@ class Transport {
   bool closed_ = false;
   bool connecting_ = false;  // an outgoing connect has not completed yet
   bool tls_shutdown_sent_ = false;
+  size_t max_input_ = 0;  // the read high watermark; 0 = none
 };
 
 }  // namespace fd::proxy
