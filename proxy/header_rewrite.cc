@@ -50,15 +50,12 @@ bool is_hop_by_hop(std::string_view name, const std::vector<Header>& headers) {
   if (starts_with_ci(name, "proxy-")) {
     return true;
   }
-  // A Connection header may not take away the fields that frame or address the message
-  // (RFC 9110 §7.6.1 forbids naming them): "Connection: content-length" would otherwise send
-  // a body upstream without its length, to be read there as the next request.
-  if (iequals(name, "content-length") || iequals(name, "host")) {
-    return false;
-  }
   for (const auto& h : headers) {
     if (iequals(h.name, "connection") && has_token(h.value, name)) {
-      return true;
+      // A Connection header may not take away the fields that frame or address the message
+      // (RFC 9110 §7.6.1 forbids naming them): "Connection: content-length" would otherwise
+      // send a body upstream without its length, to be read there as the next request.
+      return !iequals(name, "content-length") && !iequals(name, "host");
     }
   }
   return false;

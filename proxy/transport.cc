@@ -13,7 +13,9 @@
 namespace fd::proxy {
 namespace {
 
-// What read_more() takes from the socket at most in one call.
+// What libevent 2.1 reads at most per read event (EVBUFFER_MAX_READ), and what read_more()
+// takes from the socket at most after it.
+constexpr size_t LIBEVENT_MAX_READ = 4096;
 constexpr size_t READ_MORE_MAX = 64 * 1024;
 
 timeval to_timeval(std::chrono::milliseconds ms) {
@@ -124,14 +126,19 @@ void Transport::close() {
 }
 
 void Transport::read_more() {
+  evbuffer* in = input();
+  size_t have = evbuffer_get_length(in);
+  // Less than libevent's cap in the buffer: its read was not cut short, so the socket held no
+  // more (a small response costs no extra syscall).
+  if (have < LIBEVENT_MAX_READ) {
+    return;
+  }
   int ready = 0;
   if (::ioctl(fd_, FIONREAD, &ready) != 0 || ready <= 0) {
     return;
   }
   size_t want = std::min(static_cast<size_t>(ready), READ_MORE_MAX);
-  evbuffer* in = input();
   if (max_input_ != 0) {
-    size_t have = evbuffer_get_length(in);
     want = have >= max_input_ ? 0 : std::min(want, max_input_ - have);
   }
   if (want == 0) {
