@@ -57,11 +57,21 @@ def require_binary():
 # --- small utilities -------------------------------------------------------------------------
 
 
+_ports_handed_out = set()
+
+
 def free_port():
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A TCP port on 127.0.0.1 that was free a moment ago, and never one this process handed out
+    before: the kernel can pick the same ephemeral port for two binds in a row, and a config
+    would then name one port for two listeners."""
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _ports_handed_out:
+            _ports_handed_out.add(port)
+            return port
+    raise AssertionError("no fresh free port in 100 tries")
 
 
 def wait_for(predicate, timeout, interval=0.05, what="condition"):
