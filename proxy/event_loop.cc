@@ -23,8 +23,17 @@ EventLoop::~EventLoop() {
     deferred_.clear();
     batch.clear();
   }
+  // Closures posted after the loop stopped would reach owners that are already gone.
   event_free(post_event_);
+  {
+    std::lock_guard<std::mutex> lock(post_mutex_);
+    posted_.clear();
+  }
   event_free(defer_event_);
+  // A TLS bufferevent that wrote in the loop's last turn has a deferred write callback queued,
+  // and that callback holds a reference to it. event_base_free cancels such callbacks without
+  // dropping their reference, so the bufferevent would never be finalized: run them first.
+  event_base_loop(base_, EVLOOP_NONBLOCK);
   event_base_free(base_);
 }
 

@@ -1,0 +1,101 @@
+#include "proxy/event_loop.h"
+
+#include <event2/buffer.h>
+#include <event2/bufferevent_ssl.h>
+#include <gtest/gtest.h>
+#include <openssl/ssl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <ctime>
+#include <memory>
+
+#include "proxy/transport.h"
+#include "tests/unit/acme/test_pki.h"
+
+namespace fd::proxy {
+namespace {
+
+struct SslCtxDeleter {
+  void operator()(SSL_CTX* ctx) const { SSL_CTX_free(ctx); }
+};
+using SslCtxPtr = std::unique_ptr<SSL_CTX, SslCtxDeleter>;
+
+// Queues a response as soon as the handshake completes, and a timer that stops the loop. Both
+// fire in the next turn, the socket write first: the loop stops with the write callback that
+// libevent deferred still queued, as when a worker's last connection closes during a drain.
+class WriteThenStop : public Transport::Handler {
+ public:
+  explicit WriteThenStop(EventLoop& loop) : stop_(loop, [&loop] { loop.exit(); }) {}
+  void attach(Transport* transport) { transport_ = transport; }
+
+  void on_readable() override {}
+  void on_drained() override {}
+  void on_connected() override {
+    connected = true;
+    evbuffer_add(transport_->output(), "hello", 5);
+    stop_.arm(std::chrono::milliseconds(0));
+  }
+  void on_closed(bool, bool, const std::string& why) override { failure = why; }
+
+  bool connected = false;
+  std::string failure;
+
+ private:
+  Transport* transport_ = nullptr;
+  Timer stop_;
+};
+
+void mark_released(const void*, size_t, void* flag) {
+  *static_cast<bool*>(flag) = true;
+}
+
+// libevent's OpenSSL bufferevent queues its write callback for the next loop turn and holds a
+// reference to itself until it runs. When the loop stops first, the EventLoop must still run
+// it, or the freed transport's bufferevent is never finalized.
+TEST(EventLoopTest, TlsTransportThatWroteInTheLastTurnIsReleased) {
+  auto ca = acme::test::make_test_ca("event loop test CA");
+  std::time_t now = std::time(nullptr);
+  auto leaf = acme::test::make_test_leaf(ca, {"localhost"}, "0a", now - 3600, now + 3600);
+  SslCtxPtr server_ctx(SSL_CTX_new(TLS_server_method()));
+  ASSERT_EQ(SSL_CTX_use_certificate(server_ctx.get(), leaf.cert.get()), 1);
+  ASSERT_EQ(SSL_CTX_use_PrivateKey(server_ctx.get(), leaf.key.get()), 1);
+  SslCtxPtr client_ctx(SSL_CTX_new(TLS_client_method()));
+
+  int fds[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds), 0);
+  bool released = false;
+  {
+    auto loop = std::make_unique<EventLoop>();
+    WriteThenStop handler(*loop);
+    auto server = Transport::accept_tls(*loop, fds[0], SSL_new(server_ctx.get()), &handler);
+    ASSERT_NE(server, nullptr);
+    handler.attach(server.get());
+    // Tied to the server's input buffer: it runs when libevent finally frees that buffer.
+    static const char marker[] = "marker";
+    evbuffer_add_reference(server->input(), marker, sizeof marker, &mark_released, &released);
+
+    SSL* client_ssl = SSL_new(client_ctx.get());
+    bufferevent* client =
+        bufferevent_openssl_socket_new(loop->base(), fds[1], client_ssl,
+                                       BUFFEREVENT_SSL_CONNECTING, 0);
+    ASSERT_NE(client, nullptr);
+    bufferevent_enable(client, EV_READ | EV_WRITE);
+    Timer guard(*loop, [&] { loop->exit(); });
+    guard.arm(std::chrono::seconds(10));
+
+    loop->run();
+    EXPECT_TRUE(handler.connected) << handler.failure;
+    EXPECT_EQ(evbuffer_get_length(server->output()), 0u) << "the response was not written";
+
+    bufferevent_free(client);
+    SSL_free(client_ssl);
+    ::close(fds[1]);
+    server.reset();
+  }
+  EXPECT_TRUE(released) << "the server transport's bufferevent was never finalized";
+}
+
+}  // namespace
+}  // namespace fd::proxy
