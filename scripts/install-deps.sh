@@ -7,7 +7,7 @@ set -euo pipefail
 PACKAGES=(
   build-essential cmake pkg-config clang-14 libclang-rt-14-dev
   libssl-dev libnghttp2-dev libevent-dev libcurl4-openssl-dev libyaml-cpp-dev
-  libgtest-dev libgmock-dev node-llhttp nlohmann-json3-dev libsystemd-dev
+  libgtest-dev libgmock-dev libbenchmark-dev node-llhttp nlohmann-json3-dev libsystemd-dev
   curl openssl ca-certificates python3 python3-uvicorn python3-websockets python3-kubernetes python3-yaml python3-h2 nghttp2-client slowhttptest testssl.sh procps iproute2 pebble
 )
 
