@@ -45,6 +45,7 @@ class EventLoop {
   static void on_deferred(evutil_socket_t, short, void* arg);
 
   event_base* base_;
+  int wake_fd_;  // eventfd that post() writes to wake the loop
   event* post_event_;
   event* defer_event_;
   std::mutex post_mutex_;
