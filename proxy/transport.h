@@ -1,8 +1,8 @@
 #pragma once
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 
 #include <chrono>
 #include <memory>
@@ -15,13 +15,15 @@ struct ssl_st;
 
 namespace fd::proxy {
 
-// A byte stream over a socket, plain or TLS, built on a libevent bufferevent. The only code that
-// touches a live SSL* is in tls_transport.cc.
+// A byte stream over a socket, plain or TLS. Plain TCP (transport.cc) runs on raw libevent
+// events and writes as soon as the current callbacks are done; TLS (tls_transport.cc) is a
+// libevent OpenSSL bufferevent, and that file is the only one besides tls_context.cc that
+// touches a live SSL*.
 //
-// Ownership: the Transport owns the bufferevent, the SSL* and the fd (no BEV_OPT_CLOSE_ON_FREE),
-// and frees them in its destructor, in that order. close() only silences it. Because libevent's
-// OpenSSL code may still touch the SSL after our read callback returns, the destructor must not
-// run inside one of this transport's callbacks: owners die through EventLoop::defer_delete.
+// Ownership: a Transport owns its socket (and its SSL*) and frees them in its destructor.
+// close() only silences it. Callbacks may still be on the stack of a transport's own libevent
+// callback when its owner decides to go, so the destructor must not run inside one: owners die
+// through EventLoop::defer_delete.
 class Transport {
  public:
   // What the owner of a transport hears. Called on the loop thread from libevent callbacks;
@@ -49,64 +51,48 @@ class Transport {
   static Result<std::unique_ptr<Transport>> connect_tcp(EventLoop& loop, const sockaddr* addr,
                                                         socklen_t len, Handler* handler);
 
-  ~Transport();
+  virtual ~Transport() = default;
   Transport(const Transport&) = delete;
   Transport& operator=(const Transport&) = delete;
 
-  evbuffer* input() const { return bufferevent_get_input(bev_); }
-  evbuffer* output() const { return bufferevent_get_output(bev_); }
+  virtual evbuffer* input() const = 0;
+  virtual evbuffer* output() const = 0;
 
   // The handler is replaced when a pooled upstream connection changes hands.
   void set_handler(Handler* handler) { handler_ = handler; }
 
-  void enable_read(bool on);
-  bool reading() const;
-  // libevent stops reading while input() holds |max_input| bytes; on_drained fires at |low|.
-  void set_watermarks(size_t max_input, size_t write_low);
+  virtual void enable_read(bool on) = 0;
+  virtual bool reading() const = 0;
+  // Reading stops while input() holds |max_input| bytes; on_drained fires at |write_low|.
+  virtual void set_watermarks(size_t max_input, size_t write_low) = 0;
   // Fires on_closed(timeout) when reading stalls |read| long, or a pending write makes no
   // progress for |write|. Zero disables either.
-  void set_timeouts(std::chrono::milliseconds read, std::chrono::milliseconds write);
+  virtual void set_timeouts(std::chrono::milliseconds read, std::chrono::milliseconds write) = 0;
 
   // TLS only: sends close_notify once (call when output() is empty). No-op for TCP.
-  void shutdown_tls();
+  virtual void shutdown_tls() {}
   // Half-closes the socket for writing (after the last response byte).
   void shutdown_write();
   // Stops all callbacks and I/O now; resources are released by the destructor.
-  void close();
+  virtual void close() = 0;
   bool closed() const { return closed_; }
 
-  bool is_tls() const { return ssl_ != nullptr; }
+  virtual bool is_tls() const { return false; }
   // Negotiated ALPN protocol, "" if none or not TLS.
-  std::string alpn() const;
+  virtual std::string alpn() const { return {}; }
   // Server name the client sent (SNI), "" if none or not TLS.
-  std::string server_name() const;
+  virtual std::string server_name() const { return {}; }
   int fd() const { return fd_; }
 
- private:
-  Transport(bufferevent* bev, ssl_st* ssl, int fd, Handler* handler);
-  void install_callbacks();
-  static void on_read(bufferevent*, void* arg);
-  // Plain TCP: reads what else the socket holds after libevent's read, which takes 4096 bytes
-  // at most (EVBUFFER_MAX_READ in libevent 2.1) and so cut a 16 KiB response into four loop
-  // turns, each with its own write to the client and epoll_ctl calls. The end of the stream
-  // and errors are left for libevent's next read to report.
-  void read_more();
-  static void on_write(bufferevent*, void* arg);
-  static void on_event(bufferevent*, short what, void* arg);
-  // Reason text for an error event: OpenSSL's queue for TLS, errno otherwise.
-  std::string error_reason(short what) const;
-  static void free_ssl(ssl_st* ssl);
+ protected:
+  Transport(int fd, Handler* handler) : fd_(fd), handler_(handler) {}
   // Requests go out as soon as they are written: no Nagle delay on small heads.
   static void set_nodelay(int fd);
+  static timeval to_timeval(std::chrono::milliseconds ms);
 
-  bufferevent* bev_;
-  ssl_st* ssl_;
   int fd_;
   Handler* handler_;
   bool closed_ = false;
-  bool connecting_ = false;  // an outgoing connect has not completed yet
-  bool tls_shutdown_sent_ = false;
-  size_t max_input_ = 0;  // the read high watermark; 0 = none
 };
 
 }  // namespace fd::proxy
