@@ -92,7 +92,7 @@ class AdminServer::Connection : public Deferrable,
   }
 
   void on_drained() override {
-    if (answered_ && evbuffer_get_length(transport_->output()) == 0) {
+    if (answered_ && transport_->unsent() == 0) {
       close();
     }
   }

@@ -375,7 +375,7 @@ void DownstreamConnection::send_end() {
 }
 
 size_t DownstreamConnection::buffered() const {
-  return evbuffer_get_length(transport_->output());
+  return transport_->unsent();
 }
 
 void DownstreamConnection::pause_request_body(bool paused) {

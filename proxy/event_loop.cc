@@ -41,9 +41,10 @@ EventLoop::~EventLoop() {
     posted_.clear();
   }
   event_free(defer_event_);
-  // A TLS bufferevent that wrote in the loop's last turn has a deferred write callback queued,
-  // and that callback holds a reference to it. event_base_free cancels such callbacks without
-  // dropping their reference, so the bufferevent would never be finalized: run them first.
+  // A bufferevent with deferred callbacks (libevent's OpenSSL one) that wrote in the loop's
+  // last turn has its write callback queued, holding a reference to it. event_base_free
+  // cancels such callbacks without dropping their reference, so the bufferevent would never
+  // be finalized: run them first.
   event_base_loop(base_, EVLOOP_NONBLOCK);
   event_base_free(base_);
   ::close(wake_fd_);

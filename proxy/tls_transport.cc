@@ -1,63 +1,51 @@
 // The TLS half of Transport: the only code besides tls_context.cc that includes <openssl/ssl.h>.
-#include <event2/bufferevent.h>
-#include <event2/bufferevent_ssl.h>
+#include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
 #include "common/ossl.h"
-#include "proxy/transport.h"
+#include "proxy/socket_transport.h"
 
 namespace fd::proxy {
 namespace {
 
-// A libevent OpenSSL bufferevent over the socket. It owns the bufferevent, the SSL* and the fd
-// (no BEV_OPT_CLOSE_ON_FREE) and frees them in that order: libevent's OpenSSL code may still
-// touch the SSL after our read callback returns, hence the deferred destruction of owners.
-class TlsTransport final : public Transport {
+// Plaintext asked of one SSL_read: a full TLS record.
+constexpr size_t READ_CHUNK = 16 * 1024;
+// A busy peer cannot hold the loop on one connection longer than this per read event.
+constexpr size_t READ_MAX_PER_EVENT = 256 * 1024;
+// Records sealed per write pass before they go to the socket in one writev.
+constexpr size_t WRITE_BATCH = 64 * 1024;
+
+// TLS over the socket through a BIO of our own. Reads go straight to read(2), with OpenSSL's
+// read-ahead so that a record arrives in one call and a short read tells that the socket is
+// empty. Writes seal records into |sealed_| and send them with one writev per pass, where
+// OpenSSL's socket BIO would make a write(2) per record. The BIO never refuses a write, so
+// SSL_write and the handshake never want write: only the socket can be full, and then
+// |sealed_| waits for room like a plain TCP output.
+class TlsTransport final : public SocketTransport {
  public:
-  TlsTransport(bufferevent* bev, SSL* ssl, int fd, Handler* handler)
-      : Transport(fd, handler), bev_(bev), ssl_(ssl) {
-    bufferevent_setcb(bev_, &TlsTransport::on_read, &TlsTransport::on_write,
-                      &TlsTransport::on_event, this);
-    bufferevent_enable(bev_, EV_READ | EV_WRITE);
+  TlsTransport(EventLoop& loop, int fd, SSL* ssl, BIO* bio, Handler* handler)
+      : SocketTransport(loop, fd, handler), ssl_(ssl), sealed_(evbuffer_new()) {
+    BIO_set_data(bio, this);
+    SSL_set_bio(ssl_, bio, bio);
+    SSL_set_read_ahead(ssl_, 1);
+    SSL_set_accept_state(ssl_);
+    handshaking_ = true;
+    start(false);
   }
 
   ~TlsTransport() override {
-    bufferevent_free(bev_);
     SSL_free(ssl_);
-    ::close(fd_);
+    evbuffer_free(sealed_);
   }
 
-  evbuffer* input() const override { return bufferevent_get_input(bev_); }
-  evbuffer* output() const override { return bufferevent_get_output(bev_); }
-
-  void enable_read(bool on) override {
-    if (closed_) {
-      return;
-    }
-    if (on) {
-      bufferevent_enable(bev_, EV_READ);
-    } else {
-      bufferevent_disable(bev_, EV_READ);
-    }
-  }
-
-  bool reading() const override { return (bufferevent_get_enabled(bev_) & EV_READ) != 0; }
-
-  void set_watermarks(size_t max_input, size_t write_low) override {
-    bufferevent_setwatermark(bev_, EV_READ, 0, max_input);
-    bufferevent_setwatermark(bev_, EV_WRITE, write_low, 0);
-  }
-
-  void set_timeouts(std::chrono::milliseconds read, std::chrono::milliseconds write) override {
-    timeval r = to_timeval(read);
-    timeval w = to_timeval(write);
-    bufferevent_set_timeouts(bev_, read.count() > 0 ? &r : nullptr,
-                             write.count() > 0 ? &w : nullptr);
+  size_t unsent() const override {
+    return evbuffer_get_length(out_) + evbuffer_get_length(sealed_);
   }
 
   void shutdown_tls() override {
@@ -66,18 +54,12 @@ class TlsTransport final : public Transport {
     }
     shutdown_sent_ = true;
     ERR_clear_error();
-    // Non-blocking: sends close_notify if the socket takes it; we do not wait for the peer's.
+    // Sends close_notify if the socket takes it now; we do not wait for the peer's.
     SSL_shutdown(ssl_);
     ERR_clear_error();
-  }
-
-  void close() override {
-    if (closed_) {
-      return;
+    if (evbuffer_get_length(sealed_) > 0) {
+      evbuffer_write(sealed_, fd_);
     }
-    closed_ = true;
-    bufferevent_setcb(bev_, nullptr, nullptr, nullptr, nullptr);
-    bufferevent_disable(bev_, EV_READ | EV_WRITE);
   }
 
   bool is_tls() const override { return true; }
@@ -94,72 +76,241 @@ class TlsTransport final : public Transport {
     return name != nullptr ? std::string(name) : std::string();
   }
 
+  // The BIO's two directions.
+  int socket_read(BIO* bio, char* buf, size_t len, size_t* got) {
+    BIO_clear_retry_flags(bio);
+    ssize_t n = ::read(fd_, buf, len);
+    if (n > 0) {
+      *got = static_cast<size_t>(n);
+      socket_drained_ = static_cast<size_t>(n) < len;
+      return 1;
+    }
+    if (n == 0) {
+      peer_eof_ = true;
+    } else if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+      socket_drained_ = true;
+      BIO_set_retry_read(bio);
+    } else {
+      read_errno_ = errno;
+    }
+    return 0;
+  }
+
+  int seal(const char* data, size_t len, size_t* written) {
+    if (evbuffer_add(sealed_, data, len) != 0) {
+      return 0;
+    }
+    *written = len;
+    return 1;
+  }
+
  private:
-  static void on_read(bufferevent*, void* arg) {
-    static_cast<TlsTransport*>(arg)->handler_->on_readable();
+  bool input_buffered() const override { return !handshaking_ && SSL_has_pending(ssl_) == 1; }
+
+  void read_available() override {
+    if (handshaking_) {
+      handshake();
+      if (handshaking_ || closed_ || !reading()) {
+        return;
+      }
+      if (SSL_has_pending(ssl_) == 0) {
+        // Nothing came with the client's Finished: wait for epoll rather than reserve input
+        // space and a record buffer that an idle connection would keep.
+        SSL_free_buffers(ssl_);
+        return;
+      }
+    }
+    // epoll said readable: the socket holds bytes until a read comes back short.
+    socket_drained_ = false;
+    size_t total = 0;
+    bool eof = false;
+    std::string error;
+    while (total < READ_MAX_PER_EVENT) {
+      size_t want = input_room(READ_CHUNK);
+      if (want == 0) {
+        break;
+      }
+      evbuffer_iovec vec;
+      if (evbuffer_reserve_space(in_, static_cast<ev_ssize_t>(want), &vec, 1) != 1) {
+        error = "read: out of memory";
+        break;
+      }
+      ERR_clear_error();
+      int n = SSL_read(ssl_, vec.iov_base, static_cast<int>(std::min(vec.iov_len, want)));
+      if (n <= 0) {
+        evbuffer_commit_space(in_, &vec, 0);
+        int code = SSL_get_error(ssl_, n);
+        if (code == SSL_ERROR_ZERO_RETURN || peer_eof_) {
+          eof = true;
+        } else if (code == SSL_ERROR_WANT_READ) {
+          // An idle connection keeps no record buffer (SSL_MODE_RELEASE_BUFFERS only frees
+          // it after a record); this fails harmlessly while part of a record waits.
+          SSL_free_buffers(ssl_);
+        } else {
+          error = "read: " + failure();
+        }
+        break;
+      }
+      vec.iov_len = static_cast<size_t>(n);
+      evbuffer_commit_space(in_, &vec, 1);
+      total += static_cast<size_t>(n);
+      // Level-triggered epoll reports whatever arrives after a short read.
+      if (socket_drained_ && SSL_has_pending(ssl_) == 0) {
+        break;
+      }
+    }
+    ERR_clear_error();
+    if (total >= READ_MAX_PER_EVENT && SSL_has_pending(ssl_) == 1) {
+      schedule_read();
+    }
+    if (evbuffer_get_length(sealed_) > 0) {
+      // Reading can answer the peer (a key update): send it.
+      schedule_write();
+    }
+    finish_read(total, eof, error);
   }
 
-  static void on_write(bufferevent*, void* arg) {
-    static_cast<TlsTransport*>(arg)->handler_->on_drained();
-  }
-
-  static void on_event(bufferevent*, short what, void* arg) {
-    auto* self = static_cast<TlsTransport*>(arg);
-    if ((what & BEV_EVENT_CONNECTED) != 0) {
-      self->handler_->on_connected();
+  void handshake() {
+    ERR_clear_error();
+    int n = SSL_do_handshake(ssl_);
+    int code = n == 1 ? SSL_ERROR_NONE : SSL_get_error(ssl_, n);
+    std::string reason = code == SSL_ERROR_NONE || code == SSL_ERROR_WANT_READ ? "" : failure();
+    ERR_clear_error();
+    if (evbuffer_get_length(sealed_) > 0) {
+      write_pending();
+      if (closed_) {
+        return;
+      }
+    }
+    if (code == SSL_ERROR_WANT_READ) {
       return;
     }
-    bool eof = (what & BEV_EVENT_EOF) != 0;
-    bool timeout = (what & BEV_EVENT_TIMEOUT) != 0;
-    std::string reason = eof ? "peer closed" : timeout ? "timeout" : self->error_reason(what);
-    self->handler_->on_closed(eof, timeout, reason);
-  }
-
-  // Reason text for an error event: OpenSSL's queue, else errno.
-  std::string error_reason(short what) const {
-    std::string reason;
-    unsigned long code;
-    while ((code = bufferevent_get_openssl_error(bev_)) != 0) {
-      char buf[256];
-      ERR_error_string_n(code, buf, sizeof buf);
-      if (!reason.empty()) {
-        reason += "; ";
+    if (code != SSL_ERROR_NONE) {
+      if (peer_eof_) {
+        handler_->on_closed(true, false, "peer closed");
+      } else {
+        handler_->on_closed(false, false, "handshake: " + reason);
       }
-      reason += buf;
+      return;
     }
-    std::string queued = ossl::errors();
-    if (!queued.empty()) {
-      reason += reason.empty() ? queued : "; " + queued;
+    handshaking_ = false;
+    update_read_event();
+    handler_->on_connected();
+    if (!closed_ && evbuffer_get_length(out_) > 0) {
+      schedule_write();
     }
-    if (reason.empty()) {
-      int err = EVUTIL_SOCKET_ERROR();
-      reason = err != 0 ? std::strerror(err) : "connection error";
-    }
-    return ((what & BEV_EVENT_READING) != 0 ? "read: " : "write: ") + reason;
   }
 
-  bufferevent* bev_;
+  void write_pending() override {
+    size_t before = unsent();
+    for (;;) {
+      if (evbuffer_get_length(sealed_) > 0) {
+        int n = evbuffer_write(sealed_, fd_);
+        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+          handler_->on_closed(false, false, std::string("write: ") + std::strerror(errno));
+          return;
+        }
+        if (evbuffer_get_length(sealed_) > 0) {
+          break;
+        }
+      }
+      if (handshaking_ || shutdown_sent_ || evbuffer_get_length(out_) == 0) {
+        break;
+      }
+      if (!seal_output()) {
+        return;
+      }
+    }
+    // Handshake flights are not the owner's bytes: their leaving is no drain to report.
+    finish_write(handshaking_ ? 0 : before, evbuffer_get_length(sealed_) > 0);
+  }
+
+  // Seals output() into records, a chunk at a time so that nothing is copied to make it
+  // contiguous, until |sealed_| holds a batch. False once the failure is reported.
+  bool seal_output() {
+    while (evbuffer_get_length(sealed_) < WRITE_BATCH && evbuffer_get_length(out_) > 0) {
+      evbuffer_iovec chunk;
+      evbuffer_peek(out_, -1, nullptr, &chunk, 1);
+      size_t len = std::min(chunk.iov_len, WRITE_BATCH);
+      ERR_clear_error();
+      int n = SSL_write(ssl_, chunk.iov_base, static_cast<int>(len));
+      if (n <= 0) {
+        std::string reason = failure();
+        ERR_clear_error();
+        handler_->on_closed(false, false, "write: " + reason);
+        return false;
+      }
+      evbuffer_drain(out_, static_cast<size_t>(n));
+    }
+    return true;
+  }
+
+  // Why the last SSL call failed: OpenSSL's queue, else the socket's errno.
+  std::string failure() const {
+    std::string reason = ossl::errors();
+    if (!reason.empty()) {
+      return reason;
+    }
+    if (read_errno_ != 0) {
+      return std::strerror(read_errno_);
+    }
+    return peer_eof_ ? "peer closed" : "connection error";
+  }
+
   SSL* ssl_;
+  evbuffer* sealed_;  // records sealed by OpenSSL, waiting for the socket
   bool shutdown_sent_ = false;
+  bool socket_drained_ = false;
+  bool peer_eof_ = false;
+  int read_errno_ = 0;
 };
+
+int bio_write(BIO* bio, const char* data, size_t len, size_t* written) {
+  return static_cast<TlsTransport*>(BIO_get_data(bio))->seal(data, len, written);
+}
+
+int bio_read(BIO* bio, char* buf, size_t len, size_t* got) {
+  return static_cast<TlsTransport*>(BIO_get_data(bio))->socket_read(bio, buf, len, got);
+}
+
+long bio_ctrl(BIO*, int cmd, long, void*) {
+  // OpenSSL flushes after each handshake flight; sealed records go out with the write pass.
+  return cmd == BIO_CTRL_FLUSH ? 1 : 0;
+}
+
+int bio_create(BIO* bio) {
+  BIO_set_init(bio, 1);
+  return 1;
+}
+
+// Built once per process; BIO_METHOD is read-only after construction.
+const BIO_METHOD* transport_bio_method() {
+  static BIO_METHOD* method = [] {
+    BIO_METHOD* m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "frontdoor socket");
+    if (m != nullptr) {
+      BIO_meth_set_write_ex(m, &bio_write);
+      BIO_meth_set_read_ex(m, &bio_read);
+      BIO_meth_set_ctrl(m, &bio_ctrl);
+      BIO_meth_set_create(m, &bio_create);
+    }
+    return m;
+  }();
+  return method;
+}
 
 }  // namespace
 
 std::unique_ptr<Transport> Transport::accept_tls(EventLoop& loop, int fd, ssl_st* ssl,
                                                  Handler* handler) {
   set_nodelay(fd);
-  ERR_clear_error();
-  bufferevent* bev =
-      bufferevent_openssl_socket_new(loop.base(), fd, ssl, BUFFEREVENT_SSL_ACCEPTING, 0);
-  if (bev == nullptr) {
-    // Without BEV_OPT_CLOSE_ON_FREE libevent has freed neither: both are still ours.
+  const BIO_METHOD* method = transport_bio_method();
+  BIO* bio = method != nullptr && ssl != nullptr ? BIO_new(method) : nullptr;
+  if (bio == nullptr) {
     SSL_free(ssl);
     ::close(fd);
     return nullptr;
   }
-  // A peer that drops TCP without close_notify is an ordinary EOF, not an error.
-  bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
-  return std::make_unique<TlsTransport>(bev, ssl, fd, handler);
+  return std::make_unique<TlsTransport>(loop, fd, ssl, bio, handler);
 }
 
 }  // namespace fd::proxy

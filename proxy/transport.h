@@ -15,10 +15,8 @@ struct ssl_st;
 
 namespace fd::proxy {
 
-// A byte stream over a socket, plain or TLS. Plain TCP (transport.cc) runs on raw libevent
-// events and writes as soon as the current callbacks are done; TLS (tls_transport.cc) is a
-// libevent OpenSSL bufferevent, and that file is the only one besides tls_context.cc that
-// touches a live SSL*.
+// A byte stream over a socket, plain or TLS, both on raw libevent events (socket_transport.h).
+// tls_transport.cc is the only file besides tls_context.cc that touches a live SSL*.
 //
 // Ownership: a Transport owns its socket (and its SSL*) and frees them in its destructor.
 // close() only silences it. Callbacks may still be on the stack of a transport's own libevent
@@ -57,6 +55,9 @@ class Transport {
 
   virtual evbuffer* input() const = 0;
   virtual evbuffer* output() const = 0;
+  // Bytes written to output() that the kernel has not taken yet; TLS adds the records it has
+  // sealed but not sent. Zero means a close now loses nothing.
+  virtual size_t unsent() const { return evbuffer_get_length(output()); }
 
   // The handler is replaced when a pooled upstream connection changes hands.
   void set_handler(Handler* handler) { handler_ = handler; }

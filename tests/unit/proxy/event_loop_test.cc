@@ -51,9 +51,11 @@ void mark_released(const void*, size_t, void* flag) {
   *static_cast<bool*>(flag) = true;
 }
 
-// libevent's OpenSSL bufferevent queues its write callback for the next loop turn and holds a
-// reference to itself until it runs. When the loop stops first, the EventLoop must still run
-// it, or the freed transport's bufferevent is never finalized.
+// libevent's OpenSSL bufferevent (the client here; the server transport was one until it
+// moved to raw events) queues its write callback for the next loop turn and holds a reference
+// to itself until it runs. When the loop stops first, the EventLoop must still run it, or the
+// freed bufferevent is never finalized; a transport that wrote in the last turn must be freed
+// too.
 TEST(EventLoopTest, TlsTransportThatWroteInTheLastTurnIsReleased) {
   auto ca = acme::test::make_test_ca("event loop test CA");
   std::time_t now = std::time(nullptr);

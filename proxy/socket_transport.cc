@@ -1,0 +1,223 @@
+#include "proxy/socket_transport.h"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+namespace fd::proxy {
+
+SocketTransport::SocketTransport(EventLoop& loop, int fd, Handler* handler)
+    : Transport(fd, handler),
+      in_(evbuffer_new()),
+      out_(evbuffer_new()),
+      read_ev_(event_new(loop.base(), fd, EV_READ | EV_PERSIST, &SocketTransport::on_read, this)),
+      write_ev_(event_new(loop.base(), fd, EV_WRITE, &SocketTransport::on_write, this)) {
+  evbuffer_add_cb(in_, &SocketTransport::on_input_changed, this);
+  evbuffer_add_cb(out_, &SocketTransport::on_output_changed, this);
+}
+
+SocketTransport::~SocketTransport() {
+  closed_ = true;
+  evbuffer_free(in_);
+  evbuffer_free(out_);
+  event_free(read_ev_);
+  event_free(write_ev_);
+  ::close(fd_);
+}
+
+void SocketTransport::start(bool connecting) {
+  connecting_ = connecting;
+  if (connecting_) {
+    add_write_event();
+  } else {
+    update_read_event();
+  }
+}
+
+void SocketTransport::enable_read(bool on) {
+  if (closed_) {
+    return;
+  }
+  read_enabled_ = on;
+  update_read_event();
+}
+
+void SocketTransport::set_watermarks(size_t max_input, size_t write_low) {
+  max_input_ = max_input;
+  write_low_ = write_low;
+  update_read_event();
+}
+
+void SocketTransport::set_timeouts(std::chrono::milliseconds read,
+                                   std::chrono::milliseconds write) {
+  read_timeout_ = read;
+  write_timeout_ = write;
+  if (read_registered_) {
+    read_registered_ = false;  // re-added below with the new timeout
+    update_read_event();
+  }
+  if (write_registered_) {
+    add_write_event();
+  }
+}
+
+void SocketTransport::close() {
+  if (closed_) {
+    return;
+  }
+  closed_ = true;
+  event_del(read_ev_);
+  event_del(write_ev_);
+  write_registered_ = false;
+}
+
+size_t SocketTransport::input_room(size_t chunk) const {
+  if (max_input_ == 0) {
+    return chunk;
+  }
+  size_t have = evbuffer_get_length(in_);
+  return have >= max_input_ ? 0 : std::min(chunk, max_input_ - have);
+}
+
+void SocketTransport::update_read_event() {
+  bool want = !closed_ && !connecting_ && !eof_ &&
+              (handshaking_ || (read_enabled_ && !input_full()));
+  if (want == read_registered_) {
+    return;
+  }
+  read_registered_ = want;
+  if (!want) {
+    event_del(read_ev_);
+    return;
+  }
+  if (read_timeout_.count() > 0) {
+    timeval tv = to_timeval(read_timeout_);
+    event_add(read_ev_, &tv);
+  } else {
+    event_add(read_ev_, nullptr);
+  }
+  if (input_buffered()) {
+    schedule_read();
+  }
+}
+
+void SocketTransport::schedule_read() {
+  event_active(read_ev_, EV_READ, 0);
+}
+
+void SocketTransport::schedule_write() {
+  if (closed_ || connecting_ || write_queued_ || write_registered_) {
+    return;
+  }
+  write_queued_ = true;
+  event_active(write_ev_, EV_WRITE, 0);
+}
+
+void SocketTransport::add_write_event() {
+  write_registered_ = true;
+  if (write_timeout_.count() > 0) {
+    timeval tv = to_timeval(write_timeout_);
+    event_add(write_ev_, &tv);
+  } else {
+    event_add(write_ev_, nullptr);
+  }
+}
+
+void SocketTransport::on_input_changed(evbuffer*, const evbuffer_cb_info*, void* arg) {
+  static_cast<SocketTransport*>(arg)->update_read_event();
+}
+
+// Output written by the owner goes out in one pass once the current callbacks return.
+void SocketTransport::on_output_changed(evbuffer*, const evbuffer_cb_info* info, void* arg) {
+  if (info->n_added != 0) {
+    static_cast<SocketTransport*>(arg)->schedule_write();
+  }
+}
+
+void SocketTransport::on_read(evutil_socket_t, short what, void* arg) {
+  auto* self = static_cast<SocketTransport*>(arg);
+  if (self->closed_) {
+    return;
+  }
+  if ((what & EV_TIMEOUT) != 0) {
+    self->handler_->on_closed(false, true, "timeout");
+    return;
+  }
+  self->read_available();
+}
+
+void SocketTransport::finish_read(size_t total, bool eof, const std::string& error) {
+  if (total > 0) {
+    handler_->on_readable();
+  }
+  if (closed_) {
+    return;
+  }
+  if (eof) {
+    eof_ = true;
+    update_read_event();
+    handler_->on_closed(true, false, "peer closed");
+  } else if (!error.empty()) {
+    handler_->on_closed(false, false, error);
+  }
+}
+
+void SocketTransport::on_write(evutil_socket_t, short what, void* arg) {
+  auto* self = static_cast<SocketTransport*>(arg);
+  // Fired by epoll or the timeout (a one-shot event, no longer registered) or activated.
+  self->write_queued_ = false;
+  self->write_registered_ = false;
+  if (self->closed_) {
+    return;
+  }
+  if ((what & EV_TIMEOUT) != 0) {
+    self->handler_->on_closed(false, true, "timeout");
+    return;
+  }
+  if (self->connecting_) {
+    self->finish_connect();
+    return;
+  }
+  self->write_pending();
+}
+
+void SocketTransport::finish_write(size_t before, bool socket_full) {
+  if (closed_) {
+    return;
+  }
+  if (socket_full) {
+    // Wait for room, with the write timeout counting from now.
+    add_write_event();
+  }
+  size_t after = unsent();
+  if (after < before && after <= write_low_) {
+    handler_->on_drained();
+  }
+}
+
+void SocketTransport::finish_connect() {
+  int err = 0;
+  socklen_t len = sizeof err;
+  if (getsockopt(fd_, SOL_SOCKET, SO_ERROR, &err, &len) != 0) {
+    err = errno;
+  }
+  if (err == EINPROGRESS) {
+    add_write_event();
+    return;
+  }
+  if (err != 0) {
+    handler_->on_closed(false, false, std::string("connect: ") + std::strerror(err));
+    return;
+  }
+  connecting_ = false;
+  update_read_event();
+  handler_->on_connected();
+  if (!closed_ && unsent() > 0) {
+    write_pending();
+  }
+}
+
+}  // namespace fd::proxy

@@ -1,0 +1,89 @@
+#pragma once
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+#include <chrono>
+#include <string>
+
+#include "proxy/transport.h"
+
+namespace fd::proxy {
+
+// What plain TCP and TLS share: a socket on raw libevent events, with evbuffers for input and
+// output. Unlike a bufferevent it keeps the read event registered with epoll while reading is
+// wanted, and writes in a callback activated on the loop (no epoll_ctl) once the current
+// callbacks are done, so a request and its answer cost no epoll_ctl unless a socket is full:
+// the write event is registered only while output waits for room. Subclasses say how bytes
+// cross the socket (read_available, write_pending).
+class SocketTransport : public Transport {
+ public:
+  ~SocketTransport() override;
+
+  evbuffer* input() const override { return in_; }
+  evbuffer* output() const override { return out_; }
+  void enable_read(bool on) override;
+  bool reading() const override { return read_enabled_; }
+  void set_watermarks(size_t max_input, size_t write_low) override;
+  void set_timeouts(std::chrono::milliseconds read, std::chrono::milliseconds write) override;
+  void close() override;
+
+ protected:
+  SocketTransport(EventLoop& loop, int fd, Handler* handler);
+
+  // Accepted sockets read at once; outgoing ones once connected.
+  void start(bool connecting);
+
+  // The socket is readable (or input_buffered() was set when reading resumed).
+  virtual void read_available() = 0;
+  // Moves output() toward the socket; ends with finish_write.
+  virtual void write_pending() = 0;
+  // Bytes read from the socket that input() has not seen yet (TLS records): reading resumes
+  // with them without waiting for epoll, which would not report them.
+  virtual bool input_buffered() const { return false; }
+
+  // How many bytes input() may take now, at most |chunk|; 0 while it is at the watermark.
+  size_t input_room(size_t chunk) const;
+  // Keeps the read event registered exactly while reading is on, connected, not at EOF and
+  // below the input watermark (and always during a TLS handshake); unchanged state costs no
+  // syscall.
+  void update_read_event();
+  // Runs read_available in this loop turn.
+  void schedule_read();
+  // Runs write_pending in this loop turn, unless it is already due or waits for room.
+  void schedule_write();
+  // Reports a read pass: its bytes first, then the end of the stream or the error, as a
+  // bufferevent reports them.
+  void finish_read(size_t total, bool eof, const std::string& error);
+  // Ends a write pass that left unsent() at |before| or less: waits for room while
+  // |socket_full|, and reports the drain once unsent() is at the low watermark.
+  void finish_write(size_t before, bool socket_full);
+
+  evbuffer* in_;
+  evbuffer* out_;
+  bool handshaking_ = false;
+
+ private:
+  bool input_full() const { return max_input_ != 0 && evbuffer_get_length(in_) >= max_input_; }
+  void add_write_event();
+  void finish_connect();
+  static void on_input_changed(evbuffer*, const evbuffer_cb_info*, void* arg);
+  static void on_output_changed(evbuffer*, const evbuffer_cb_info* info, void* arg);
+  static void on_read(evutil_socket_t, short what, void* arg);
+  static void on_write(evutil_socket_t, short what, void* arg);
+
+  event* read_ev_;
+  event* write_ev_;
+  size_t max_input_ = 0;
+  size_t write_low_ = 0;
+  std::chrono::milliseconds read_timeout_{0};
+  std::chrono::milliseconds write_timeout_{0};
+  bool read_enabled_ = true;
+  bool read_registered_ = false;
+  bool connecting_ = false;
+  bool eof_ = false;
+  bool write_queued_ = false;      // write_ev_ activated, its callback not yet run
+  bool write_registered_ = false;  // write_ev_ added: waiting for room (or for the connect)
+};
+
+}  // namespace fd::proxy
