@@ -42,8 +42,12 @@ class SocketTransport : public Transport {
   // with them without waiting for epoll, which would not report them.
   virtual bool input_buffered() const { return false; }
 
-  // How many bytes input() may take now, at most |chunk|; 0 while it is at the watermark.
-  size_t input_room(size_t chunk) const;
+  // A busy peer cannot hold the loop on one connection longer than this per read event.
+  static constexpr size_t READ_MAX_PER_EVENT = 256 * 1024;
+
+  // How many bytes the next read of a pass may ask for, |total| being what the pass has read
+  // so far; 0 while input() is at its watermark.
+  size_t read_size(size_t total) const;
   // Keeps the read event registered exactly while reading is on, connected, not at EOF and
   // below the input watermark (and always during a TLS handshake); unchanged state costs no
   // syscall.
@@ -66,6 +70,7 @@ class SocketTransport : public Transport {
  private:
   bool input_full() const { return max_input_ != 0 && evbuffer_get_length(in_) >= max_input_; }
   void add_write_event();
+  void size_first_read(size_t total);
   void finish_connect();
   static void on_input_changed(evbuffer*, const evbuffer_cb_info*, void* arg);
   static void on_output_changed(evbuffer*, const evbuffer_cb_info* info, void* arg);
@@ -74,6 +79,7 @@ class SocketTransport : public Transport {
 
   event* read_ev_;
   event* write_ev_;
+  size_t first_read_;
   size_t max_input_ = 0;
   size_t write_low_ = 0;
   std::chrono::milliseconds read_timeout_{0};

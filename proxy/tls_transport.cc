@@ -14,10 +14,6 @@
 namespace fd::proxy {
 namespace {
 
-// Plaintext asked of one SSL_read: a full TLS record.
-constexpr size_t READ_CHUNK = 16 * 1024;
-// A busy peer cannot hold the loop on one connection longer than this per read event.
-constexpr size_t READ_MAX_PER_EVENT = 256 * 1024;
 // Records sealed per write pass before they go to the socket in one writev.
 constexpr size_t WRITE_BATCH = 64 * 1024;
 
@@ -126,7 +122,7 @@ class TlsTransport final : public SocketTransport {
     bool eof = false;
     std::string error;
     while (total < READ_MAX_PER_EVENT) {
-      size_t want = input_room(READ_CHUNK);
+      size_t want = read_size(total);
       if (want == 0) {
         break;
       }

@@ -14,12 +14,6 @@
 namespace fd::proxy {
 namespace {
 
-// What one read asks the socket for. A shorter answer means the socket is empty, so a small
-// message costs one read(2); a 16 KiB response with its head costs two.
-constexpr size_t READ_CHUNK = 16 * 1024;
-// A busy peer cannot hold the loop on one connection longer than this per read event.
-constexpr size_t READ_MAX_PER_EVENT = 256 * 1024;
-
 // Plain TCP: readv into input(), writev from output(), both straight on the socket.
 class TcpTransport final : public SocketTransport {
  public:
@@ -34,7 +28,7 @@ class TcpTransport final : public SocketTransport {
     int err = 0;
     bool eof = false;
     while (total < READ_MAX_PER_EVENT) {
-      size_t want = input_room(READ_CHUNK);
+      size_t want = read_size(total);
       if (want == 0) {
         break;
       }
