@@ -1,5 +1,7 @@
 #include "proxy/http1_line_guard.h"
 
+#include <cstring>
+
 namespace fd::proxy {
 
 void Http1LineGuard::reset() {
@@ -47,7 +49,18 @@ const char* Http1LineGuard::scan(const char* data, size_t len) {
         return "request line parts not separated by single spaces";
       }
       after_sp_ = c == ' ';
+      continue;
     }
+    // Inside a header or status line only the line end matters: jump to the next CR, with
+    // no LF before it (memchr runs a word or a vector at a time).
+    const char* from = data + i + 1;
+    const char* end = data + len;
+    const char* cr = static_cast<const char*>(std::memchr(from, '\r', end - from));
+    const char* stop = cr != nullptr ? cr : end;
+    if (std::memchr(from, '\n', stop - from) != nullptr) {
+      return "bare LF in the message head";
+    }
+    i = static_cast<size_t>(stop - data) - 1;
   }
   return nullptr;
 }

@@ -5,6 +5,8 @@
 namespace fd::proxy {
 namespace {
 
+constexpr size_t TYPICAL_HEADERS = 16;
+
 Http1Parser* self_of(llhttp_t* p) {
   return static_cast<Http1Parser*>(p->data);
 }
@@ -176,10 +178,13 @@ int Http1Parser::on_message_begin(llhttp_t* p) {
   self->head_problem_ = nullptr;
   self->field_.clear();
   self->value_.clear();
+  // Room for a typical head's headers in one allocation, not the four of growing by doubling.
   if (self->kind_ == Kind::request) {
     self->request_ = RequestHead{};
+    self->request_.headers.reserve(TYPICAL_HEADERS);
   } else {
     self->response_ = ResponseHead{};
+    self->response_.headers.reserve(TYPICAL_HEADERS);
   }
   return 0;
 }

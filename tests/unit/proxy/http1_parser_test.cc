@@ -155,6 +155,8 @@ INSTANTIATE_TEST_SUITE_P(
         BadRequest{"whitespace before the first header", "GET / HTTP/1.1\r\n Host: x\r\n\r\n", 400},
         BadRequest{"bare LF after the request line", "GET / HTTP/1.1\nHost: x\r\n\r\n", 400},
         BadRequest{"bare CR", "GET / HTTP/1.1\r\nHost: x\rX: y\r\n\r\n", 400},
+        BadRequest{"bare LF inside a header line",
+                   "GET / HTTP/1.1\r\nHost: x\r\nX-Long: abc\nY: z\r\n\r\n", 400},
         BadRequest{"two spaces in the request line", "GET  / HTTP/1.1\r\nHost: x\r\n\r\n", 400},
         BadRequest{"tab in the request line", "GET\t/ HTTP/1.1\r\nHost: x\r\n\r\n", 400},
         BadRequest{"te gzip", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 400},
@@ -177,6 +179,29 @@ INSTANTIATE_TEST_SUITE_P(
                    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
                    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
                    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa HTTP/1.1\r\n\r\n", 414}));
+
+// The line guard skips from a header line's first byte to its CR in one search; a head cut
+// anywhere, even inside that stretch, reads the same.
+TEST(Http1Parser, LineChecksHoldAtEveryCut) {
+  const std::string good = "GET / HTTP/1.1\r\nHost: x\r\nX-Long: some value\r\n\r\n";
+  const std::string bad = "GET / HTTP/1.1\r\nHost: x\r\nX-Long: some\nvalue\r\n\r\n";
+  for (size_t cut = 1; cut < good.size(); ++cut) {
+    Recorder r(Http1Parser::Kind::request);
+    Http1Parser::Outcome first = r.parser.execute(good.data(), cut);
+    ASSERT_EQ(first.status, Http1Parser::Status::more) << cut;
+    Http1Parser::Outcome out = r.parser.execute(good.data() + cut, good.size() - cut);
+    EXPECT_EQ(out.status, Http1Parser::Status::message_done) << cut;
+  }
+  for (size_t cut = 1; cut < bad.size(); ++cut) {
+    Recorder r(Http1Parser::Kind::request);
+    Http1Parser::Outcome out = r.parser.execute(bad.data(), cut);
+    if (out.status == Http1Parser::Status::more) {
+      out = r.parser.execute(bad.data() + cut, bad.size() - cut);
+    }
+    EXPECT_EQ(out.status, Http1Parser::Status::error) << cut;
+    EXPECT_EQ(out.reason, "bare LF in the message head") << cut;
+  }
+}
 
 TEST(Http1Parser, HeaderCountLimit) {
   std::string head = "GET / HTTP/1.1\r\nHost: x\r\n";
