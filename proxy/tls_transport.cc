@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <string>
 
 #include "common/ossl.h"
 #include "proxy/socket_transport.h"
@@ -14,15 +15,15 @@
 namespace fd::proxy {
 namespace {
 
-// Records sealed per write pass before they go to the socket in one writev.
+// Records sealed per write pass before they go to the socket in one write.
 constexpr size_t WRITE_BATCH = 64 * 1024;
 
 // TLS over the socket through a BIO of our own. Reads go straight to read(2), with OpenSSL's
 // read-ahead so that a record arrives in one call and a short read tells that the socket is
-// empty. Writes seal records into |sealed_| and send them with one writev per pass, where
-// OpenSSL's socket BIO would make a write(2) per record. The BIO never refuses a write, so
-// SSL_write and the handshake never want write: only the socket can be full, and then
-// |sealed_| waits for room like a plain TCP output.
+// empty. A write pass seals records into a per-thread batch and sends it with one write(2),
+// where OpenSSL's socket BIO would make one per record. The BIO never refuses a write, so
+// SSL_write and the handshake never want write: only the socket can be full, and then what it
+// refused (or what a handshake or a read sealed) waits in |sealed_| like a plain TCP output.
 class TlsTransport final : public SocketTransport {
  public:
   TlsTransport(EventLoop& loop, int fd, SSL* ssl, BIO* bio, Handler* handler)
@@ -93,7 +94,9 @@ class TlsTransport final : public SocketTransport {
   }
 
   int seal(const char* data, size_t len, size_t* written) {
-    if (evbuffer_add(sealed_, data, len) != 0) {
+    if (batch_ != nullptr) {
+      batch_->append(data, len);
+    } else if (evbuffer_add(sealed_, data, len) != 0) {
       return 0;
     }
     *written = len;
@@ -202,7 +205,7 @@ class TlsTransport final : public SocketTransport {
     for (;;) {
       if (evbuffer_get_length(sealed_) > 0) {
         int n = evbuffer_write(sealed_, fd_);
-        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+        if (n < 0 && !would_block(errno)) {
           handler_->on_closed(false, false, std::string("write: ") + std::strerror(errno));
           return;
         }
@@ -213,18 +216,43 @@ class TlsTransport final : public SocketTransport {
       if (handshaking_ || shutdown_sent_ || evbuffer_get_length(out_) == 0) {
         break;
       }
-      if (!seal_output()) {
+      // Nothing waits for the socket: seal a batch into this thread's buffer and send it from
+      // there. Only what the socket refuses is copied into |sealed_|.
+      std::string& batch = batch_buffer();
+      batch.clear();
+      batch_ = &batch;
+      bool sealed = seal_output(batch);
+      batch_ = nullptr;
+      if (!sealed) {
         return;
+      }
+      ssize_t n = ::write(fd_, batch.data(), batch.size());
+      if (n < 0 && !would_block(errno)) {
+        handler_->on_closed(false, false, std::string("write: ") + std::strerror(errno));
+        return;
+      }
+      size_t sent = n > 0 ? static_cast<size_t>(n) : 0;
+      if (sent < batch.size()) {
+        evbuffer_add(sealed_, batch.data() + sent, batch.size() - sent);
+        break;
       }
     }
     // Handshake flights are not the owner's bytes: their leaving is no drain to report.
     finish_write(handshaking_ ? 0 : before, evbuffer_get_length(sealed_) > 0);
   }
 
-  // Seals output() into records, a chunk at a time so that nothing is copied to make it
-  // contiguous, until |sealed_| holds a batch. False once the failure is reported.
-  bool seal_output() {
-    while (evbuffer_get_length(sealed_) < WRITE_BATCH && evbuffer_get_length(out_) > 0) {
+  static bool would_block(int err) { return err == EAGAIN || err == EWOULDBLOCK || err == EINTR; }
+
+  // Records sealed in a write pass go here; one per loop thread, reused by every connection.
+  static std::string& batch_buffer() {
+    static thread_local std::string batch;
+    return batch;
+  }
+
+  // Seals output() into records in |batch|, a chunk at a time so that nothing is copied to
+  // make it contiguous, until the batch is full. False once the failure is reported.
+  bool seal_output(const std::string& batch) {
+    while (batch.size() < WRITE_BATCH && evbuffer_get_length(out_) > 0) {
       evbuffer_iovec chunk;
       evbuffer_peek(out_, -1, nullptr, &chunk, 1);
       size_t len = std::min(chunk.iov_len, WRITE_BATCH);
@@ -255,6 +283,7 @@ class TlsTransport final : public SocketTransport {
 
   SSL* ssl_;
   evbuffer* sealed_;  // records sealed by OpenSSL, waiting for the socket
+  std::string* batch_ = nullptr;  // set during a write pass: where records go instead
   bool shutdown_sent_ = false;
   bool socket_drained_ = false;
   bool peer_eof_ = false;
