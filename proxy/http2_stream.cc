@@ -16,21 +16,11 @@ namespace {
 // pull that leaves fewer tells it to resume. Matches the Exchange's own watermark.
 constexpr size_t RESPONSE_LOW_WATERMARK = 256 * 1024;
 
-std::string lowercase(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) {
-    if (c >= 'A' && c <= 'Z') {
-      c = static_cast<char>(c + 32);
-    }
-  }
-  return out;
-}
-
-bool dropped_response_header(const std::string& name, const ResponseHead& head) {
+bool dropped_response_header(std::string_view name, const ResponseHead& head) {
   return name.empty() || name.front() == ':' || is_hop_by_hop(name, head.headers);
 }
 
-nghttp2_nv make_nv(const std::string& name, const std::string& value) {
+nghttp2_nv make_nv(std::string_view name, std::string_view value) {
   return {reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
           reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(), value.size(),
           NGHTTP2_NV_FLAG_NONE};
@@ -203,25 +193,34 @@ void Http2Stream::send_head(const ResponseHead& head) {
   if (head.status < 200 && head.status != 100 && head.status != 103) {
     return;  // 101 and other interim responses have no HTTP/2 equivalent here
   }
-  std::vector<std::pair<std::string, std::string>> fields;
-  fields.reserve(head.headers.size() + 1);
-  fields.emplace_back(":status", std::to_string(head.status));
+  // nghttp2 copies the fields it is handed, so the lowercased names and the field list live
+  // in buffers this thread reuses rather than in allocations per response.
+  static thread_local std::string names;
+  static thread_local std::vector<nghttp2_nv> nva;
+  size_t name_bytes = 0;
+  for (const auto& h : head.headers) {
+    name_bytes += h.name.size();
+  }
+  names.clear();
+  names.reserve(name_bytes);  // no growth below, so views into it stay valid
+  nva.clear();
+  char status[8];
+  auto [end, ec] = std::to_chars(status, status + sizeof status, head.status);
+  nva.push_back(make_nv(":status", std::string_view(status, static_cast<size_t>(end - status))));
   bool head_request = request_.method == "HEAD";
   BodyFraming framing = response_framing(head, head_request, false);
   for (const auto& h : head.headers) {
-    std::string name = lowercase(h.name);
-    if (dropped_response_header(name, head)) {
+    size_t at = names.size();
+    for (char c : h.name) {
+      names.push_back(c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c);
+    }
+    std::string_view name(names.data() + at, h.name.size());
+    if (dropped_response_header(name, head) ||
+        (name == "content-length" && framing == BodyFraming::chunked)) {
+      names.resize(at);
       continue;
     }
-    if (name == "content-length" && framing == BodyFraming::chunked) {
-      continue;
-    }
-    fields.emplace_back(std::move(name), h.value);
-  }
-  std::vector<nghttp2_nv> nva;
-  nva.reserve(fields.size());
-  for (const auto& [name, value] : fields) {
-    nva.push_back(make_nv(name, value));
+    nva.push_back(make_nv(name, h.value));
   }
   int rv = 0;
   if (head.status < 200) {
