@@ -20,23 +20,29 @@ void append_header(std::string* out, std::string_view name, std::string_view val
   out->append("\r\n");
 }
 
-std::string forwarded_node(std::string_view ip) {
+void append_forwarded_node(std::string* out, std::string_view ip) {
   // RFC 7239: IPv6 addresses are bracketed and the value quoted.
   if (ip.find(':') != std::string_view::npos) {
-    return "\"[" + std::string(ip) + "]\"";
+    out->append("\"[");
+    out->append(ip);
+    out->append("]\"");
+  } else {
+    out->append(ip);
   }
-  return std::string(ip);
 }
 
-std::string forwarded_host(std::string_view host) {
+void append_forwarded_host(std::string* out, std::string_view host) {
   for (char c : host) {
     bool token = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
                  c == '.' || c == '-';
     if (!token) {
-      return "\"" + std::string(host) + "\"";
+      out->push_back('"');
+      out->append(host);
+      out->push_back('"');
+      return;
     }
   }
-  return std::string(host);
+  out->append(host);
 }
 
 }  // namespace
@@ -140,18 +146,32 @@ std::string build_upstream_request(const RequestHead& req, const ForwardContext&
     append_header(&out, "Connection", "Upgrade");
     append_header(&out, "Upgrade", "websocket");
   }
-  xff += xff.empty() ? std::string(ctx.client_ip) : ", " + std::string(ctx.client_ip);
-  append_header(&out, "X-Forwarded-For", xff);
+  // The appended headers are written in place, without temporaries.
+  out.append("X-Forwarded-For: ");
+  if (!xff.empty()) {
+    out.append(xff);
+    out.append(", ");
+  }
+  out.append(ctx.client_ip);
+  out.append("\r\n");
   append_header(&out, "X-Forwarded-Proto", ctx.proto);
-  std::string node = "for=" + forwarded_node(ctx.client_ip);
   if (host != nullptr) {
     append_header(&out, "X-Forwarded-Host", *host);
-    node += ";host=" + forwarded_host(*host);
   }
-  node += ";proto=";
-  node += ctx.proto;
-  forwarded += forwarded.empty() ? node : ", " + node;
-  append_header(&out, "Forwarded", forwarded);
+  out.append("Forwarded: ");
+  if (!forwarded.empty()) {
+    out.append(forwarded);
+    out.append(", ");
+  }
+  out.append("for=");
+  append_forwarded_node(&out, ctx.client_ip);
+  if (host != nullptr) {
+    out.append(";host=");
+    append_forwarded_host(&out, *host);
+  }
+  out.append(";proto=");
+  out.append(ctx.proto);
+  out.append("\r\n");
   append_header(&out, "X-Request-Id", ctx.request_id);
   out.append("\r\n");
   return out;
