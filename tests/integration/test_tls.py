@@ -158,6 +158,22 @@ class TlsTest(harness.ProxyTestCase):
             reused += 1
         self.assertEqual(reused, 3)
 
+    def test_tls13_one_ticket_per_handshake_resumes(self):
+        # The request keeps s_client reading until frontdoor closes, so every ticket sent
+        # after the handshake has arrived by then.
+        request = b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        sess = self.tmp.join("tls13.sess")
+        rc, out = harness.s_client(self.port, "-CAfile", self.certs.ca, "-servername", "localhost",
+                                   "-tls1_3", "-ign_eof", "-sess_out", sess, stdin=request)
+        self.assertEqual(rc, 0, out)
+        self.assertIn("HTTP/1.1 ", out)
+        self.assertEqual(out.count("Post-Handshake New Session Ticket arrived"), 1, out)
+        rc, out = harness.s_client(self.port, "-CAfile", self.certs.ca, "-servername", "localhost",
+                                   "-tls1_3", "-ign_eof", "-sess_in", sess, stdin=request)
+        self.assertEqual(rc, 0, out)
+        self.assertIn("Reused, TLSv1.3", out)
+        self.assertIn("HTTP/1.1 ", out)
+
     # --- redirect listener ---
 
     def test_plain_listener_redirects_to_https(self):
