@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstdint>
 #include <ctime>
 
 namespace fd::log {
@@ -47,18 +48,33 @@ bool enabled(Level level) {
   return static_cast<int>(level) >= g_level.load(std::memory_order_relaxed);
 }
 
-std::string timestamp_now() {
+void append_timestamp(std::string* out) {
   using namespace std::chrono;
-  auto now = system_clock::now();
-  auto ms = duration_cast<milliseconds>(now.time_since_epoch()).count();
-  std::time_t secs = static_cast<std::time_t>(ms / 1000);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[48];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                static_cast<int>(ms % 1000));
-  return buf;
+  auto ms = duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+  // Each thread formats the date and time once a second; lines within it only add the ms.
+  thread_local int64_t cached_second = -1;
+  thread_local char cached[48];
+  int64_t second = ms / 1000;
+  if (second != cached_second) {
+    std::time_t secs = static_cast<std::time_t>(second);
+    std::tm tm{};
+    gmtime_r(&secs, &tm);
+    std::snprintf(cached, sizeof cached, "%04d-%02d-%02dT%02d:%02d:%02d.", tm.tm_year + 1900,
+                  tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    cached_second = second;
+  }
+  int milli = static_cast<int>(ms % 1000);
+  out->append(cached);
+  out->push_back(static_cast<char>('0' + milli / 100));
+  out->push_back(static_cast<char>('0' + milli / 10 % 10));
+  out->push_back(static_cast<char>('0' + milli % 10));
+  out->push_back('Z');
+}
+
+std::string timestamp_now() {
+  std::string out;
+  append_timestamp(&out);
+  return out;
 }
 
 void write_raw(std::string_view line) {

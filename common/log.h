@@ -1,6 +1,7 @@
 #pragma once
 
 #include <nlohmann/json.hpp>
+#include <string>
 #include <string_view>
 
 namespace fd::log {
@@ -42,5 +43,7 @@ void write_raw(std::string_view line);
 
 // RFC 3339 UTC timestamp with milliseconds, e.g. 2026-11-25T11:17:12.123Z.
 std::string timestamp_now();
+// The same, appended to |out|.
+void append_timestamp(std::string* out);
 
 }  // namespace fd::log

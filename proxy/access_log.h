@@ -20,7 +20,10 @@ struct AccessRecord {
   std::string error;  // why the proxy answered or cut the exchange, "" if it did not
 };
 
-// Writes |r| as one JSON line {"ts","level":"info","msg":"access",...} to stdout. Any thread.
+// |r| as one JSON line {"ts","level":"info","msg":"access",...}, newline included.
+void format_access_line(const AccessRecord& r, std::string* out);
+
+// Writes that line to stdout. Any thread.
 void write_access_line(const AccessRecord& r);
 
 }  // namespace fd::proxy
