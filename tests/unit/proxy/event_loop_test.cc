@@ -8,19 +8,13 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <ctime>
 #include <memory>
 
 #include "proxy/transport.h"
-#include "tests/unit/acme/test_pki.h"
+#include "tests/unit/proxy/test_tls_contexts.h"
 
 namespace fd::proxy {
 namespace {
-
-struct SslCtxDeleter {
-  void operator()(SSL_CTX* ctx) const { SSL_CTX_free(ctx); }
-};
-using SslCtxPtr = std::unique_ptr<SSL_CTX, SslCtxDeleter>;
 
 // Queues a response as soon as the handshake completes, and a timer that stops the loop. Both
 // fire in the next turn, the socket write first: the loop stops with the write callback that
@@ -57,13 +51,8 @@ void mark_released(const void*, size_t, void* flag) {
 // freed bufferevent is never finalized; a transport that wrote in the last turn must be freed
 // too.
 TEST(EventLoopTest, TlsTransportThatWroteInTheLastTurnIsReleased) {
-  auto ca = acme::test::make_test_ca("event loop test CA");
-  std::time_t now = std::time(nullptr);
-  auto leaf = acme::test::make_test_leaf(ca, {"localhost"}, "0a", now - 3600, now + 3600);
-  SslCtxPtr server_ctx(SSL_CTX_new(TLS_server_method()));
-  ASSERT_EQ(SSL_CTX_use_certificate(server_ctx.get(), leaf.cert.get()), 1);
-  ASSERT_EQ(SSL_CTX_use_PrivateKey(server_ctx.get(), leaf.key.get()), 1);
-  SslCtxPtr client_ctx(SSL_CTX_new(TLS_client_method()));
+  test::TlsContexts tls = test::make_tls_contexts();
+  ASSERT_NE(tls.server, nullptr);
 
   int fds[2];
   ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds), 0);
@@ -71,14 +60,14 @@ TEST(EventLoopTest, TlsTransportThatWroteInTheLastTurnIsReleased) {
   {
     auto loop = std::make_unique<EventLoop>();
     WriteThenStop handler(*loop);
-    auto server = Transport::accept_tls(*loop, fds[0], SSL_new(server_ctx.get()), &handler);
+    auto server = Transport::accept_tls(*loop, fds[0], SSL_new(tls.server.get()), &handler);
     ASSERT_NE(server, nullptr);
     handler.attach(server.get());
     // Tied to the server's input buffer: it runs when libevent finally frees that buffer.
     static const char marker[] = "marker";
     evbuffer_add_reference(server->input(), marker, sizeof marker, &mark_released, &released);
 
-    SSL* client_ssl = SSL_new(client_ctx.get());
+    SSL* client_ssl = SSL_new(tls.client.get());
     bufferevent* client =
         bufferevent_openssl_socket_new(loop->base(), fds[1], client_ssl,
                                        BUFFEREVENT_SSL_CONNECTING, 0);

@@ -7,7 +7,6 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <ctime>
 #include <functional>
 #include <memory>
 #include <string>
@@ -15,15 +14,10 @@
 
 #include "proxy/event_loop.h"
 #include "proxy/transport.h"
-#include "tests/unit/acme/test_pki.h"
+#include "tests/unit/proxy/test_tls_contexts.h"
 
 namespace fd::proxy {
 namespace {
-
-struct SslCtxDeleter {
-  void operator()(SSL_CTX* ctx) const { SSL_CTX_free(ctx); }
-};
-using SslCtxPtr = std::unique_ptr<SSL_CTX, SslCtxDeleter>;
 
 // Hooks for what the server side of a test does when the transport reports.
 class Server : public Transport::Handler {
@@ -89,14 +83,9 @@ std::string pattern(size_t n) {
 class TlsTransportTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto ca = acme::test::make_test_ca("transport test CA");
-    std::time_t now = std::time(nullptr);
-    auto leaf = acme::test::make_test_leaf(ca, {"localhost"}, "0b", now - 3600, now + 3600);
-    server_ctx_.reset(SSL_CTX_new(TLS_server_method()));
-    ASSERT_EQ(SSL_CTX_use_certificate(server_ctx_.get(), leaf.cert.get()), 1);
-    ASSERT_EQ(SSL_CTX_use_PrivateKey(server_ctx_.get(), leaf.key.get()), 1);
-    SSL_CTX_set_mode(server_ctx_.get(), SSL_MODE_RELEASE_BUFFERS);
-    client_ctx_.reset(SSL_CTX_new(TLS_client_method()));
+    ASSERT_NE(tls_.server, nullptr);
+    // As frontdoor's own contexts: an idle connection gives its record buffers back.
+    SSL_CTX_set_mode(tls_.server.get(), SSL_MODE_RELEASE_BUFFERS);
     ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds_), 0);
     ASSERT_EQ(fcntl(fds_[1], F_SETFL, 0), 0);
     // A client that waits for what never comes fails the test instead of hanging it.
@@ -113,7 +102,7 @@ class TlsTransportTest : public ::testing::Test {
   }
 
   std::unique_ptr<Transport> accept(Server& server) {
-    auto t = Transport::accept_tls(loop_, fds_[0], SSL_new(server_ctx_.get()), &server);
+    auto t = Transport::accept_tls(loop_, fds_[0], SSL_new(tls_.server.get()), &server);
     server.transport = t.get();
     return t;
   }
@@ -121,7 +110,7 @@ class TlsTransportTest : public ::testing::Test {
   // Runs |body| with a connected client SSL on the client thread; the SSL is freed after.
   void client(std::function<void(SSL*)> body) {
     client_ = std::thread([this, body = std::move(body)] {
-      SSL* ssl = SSL_new(client_ctx_.get());
+      SSL* ssl = SSL_new(tls_.client.get());
       SSL_set_fd(ssl, fds_[1]);
       if (SSL_connect(ssl) == 1) {
         body(ssl);
@@ -150,8 +139,7 @@ class TlsTransportTest : public ::testing::Test {
   }
 
   EventLoop loop_;
-  SslCtxPtr server_ctx_;
-  SslCtxPtr client_ctx_;
+  test::TlsContexts tls_ = test::make_tls_contexts();
   int fds_[2];
   std::thread client_;
 };
