@@ -22,7 +22,7 @@ bool plain(std::string_view s) {
 }
 
 bool all_plain(const AccessRecord& r) {
-  return plain(*r.client) && plain(*r.method) && plain(r.host) && plain(r.path) &&
+  return plain(r.client) && plain(r.method) && plain(r.host) && plain(r.path) &&
          plain(r.upstream) && plain(r.request_id) && plain(r.error);
 }
 
@@ -55,8 +55,8 @@ void format_with_json(const AccessRecord& r, std::string* out) {
       {"ts", log::timestamp_now()},
       {"level", "info"},
       {"msg", "access"},
-      {"client", *r.client},
-      {"method", *r.method},
+      {"client", r.client},
+      {"method", r.method},
       {"host", r.host},
       {"path", r.path},
       {"status", r.status},
@@ -87,14 +87,14 @@ void format_access_line(const AccessRecord& r, std::string* out) {
   out->push_back('{');
   put_number(out, "bytes_in", r.bytes_in);
   put_number(out, "bytes_out", r.bytes_out);
-  put_string(out, "client", *r.client);
+  put_string(out, "client", r.client);
   put_number(out, "duration_ms", rounded_ms(r.duration_ms));
   if (!r.error.empty()) {
     put_string(out, "error", r.error);
   }
   put_string(out, "host", r.host);
   put_string(out, "level", "info");
-  put_string(out, "method", *r.method);
+  put_string(out, "method", r.method);
   put_string(out, "msg", "access");
   put_string(out, "path", r.path);
   put_string(out, "request_id", r.request_id);

@@ -159,8 +159,7 @@ void DownstreamConnection::on_h2_readable() {
 
 void DownstreamConnection::on_stream_request(Http2Stream& stream) {
   const config::Limits& limits = snapshot_->config().limits;
-  // The stream keeps its own copy of the head: it answers HEAD requests without a body.
-  stream.attach(std::make_unique<Exchange>(stream, worker_, snapshot_, stream.request()));
+  stream.attach(std::make_unique<Exchange>(stream, worker_, snapshot_, stream.take_request()));
   if (stream.receiving_body()) {
     auto first_check = stream.body_pace().start(std::chrono::steady_clock::now(),
                                                 limits.body_timeout, limits.body_min_rate);
@@ -459,8 +458,8 @@ void DownstreamConnection::respond_direct(int status, const std::string& body,
   if (snapshot_->config().log.access && parser_.head_complete()) {
     const RequestHead& req = parser_.request();
     AccessRecord r;
-    r.client = &client_.ip;
-    r.method = &req.method;
+    r.client = client_.ip;
+    r.method = req.method;
     r.host = request_host(req);
     r.path = req.target;
     r.status = status;

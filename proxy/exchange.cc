@@ -32,18 +32,22 @@ Exchange::Exchange(DownstreamStream& stream, Worker& worker,
       worker_(worker),
       snapshot_(std::move(snapshot)),
       request_(std::move(request)),
-      pending_(evbuffer_new()),
       started_(std::chrono::steady_clock::now()) {}
 
 Exchange::~Exchange() {
   release_upstream();
-  evbuffer_free(pending_);
+  if (pending_ != nullptr) {
+    evbuffer_free(pending_);
+  }
 }
 
 void Exchange::start() {
   const std::string* client_id = request_.find("x-request-id");
-  request_id_ = client_id != nullptr && is_valid_request_id(*client_id) ? *client_id
-                                                                        : worker_.next_request_id();
+  if (client_id != nullptr && is_valid_request_id(*client_id)) {
+    request_id_.assign(*client_id);
+  } else {
+    request_id_ = worker_.next_request_id();
+  }
   const config::Config& cfg = snapshot_->config();
   if (cfg.limits.max_body_bytes > 0 && request_.content_length > 0 &&
       static_cast<uint64_t>(request_.content_length) > cfg.limits.max_body_bytes) {
@@ -89,15 +93,11 @@ void Exchange::begin_upstream() {
   awaiting_body_ = false;
   if (!choose_server()) {
     log::warn("no upstream server available",
-              {{"upstream", group_->settings->name}, {"request_id", request_id_}});
+              {{"upstream", group_->settings->name}, {"request_id", request_id_.view()}});
     respond_local(503, "no healthy upstream server");
     return;
   }
-  const ClientInfo& client = stream_.client();
   websocket_ = stream_.can_tunnel() && is_websocket_upgrade(request_);
-  ForwardContext ctx{client.ip, client.tls ? "https" : "http", request_id_, websocket_};
-  upstream_head_ = build_upstream_request(request_, ctx);
-  evbuffer_prepend(pending_, upstream_head_.data(), upstream_head_.size());
   lease_connection(true);
 }
 
@@ -148,9 +148,22 @@ void Exchange::on_upstream_connected() {
 }
 
 void Exchange::flush_pending() {
+  evbuffer* out = upstream_->output();
+  if (!head_written_) {
+    // Built in a per-thread buffer: the head is made again for a retry rather than kept.
+    static thread_local std::string head;
+    head.clear();
+    const ClientInfo& client = stream_.client();
+    ForwardContext ctx{client.ip, client.tls ? "https" : "http", request_id_.view(), websocket_};
+    build_upstream_request(request_, ctx, &head);
+    evbuffer_add(out, head.data(), head.size());
+    head_written_ = true;
+  }
   body_streamed_ = body_streamed_ || pending_body_;
   pending_body_ = false;
-  evbuffer_add_buffer(upstream_->output(), pending_);
+  if (pending_ != nullptr) {
+    evbuffer_add_buffer(out, pending_);
+  }
   if (request_done_) {
     upstream_->request_sent(group_->settings->response_timeout);
   }
@@ -159,8 +172,14 @@ void Exchange::flush_pending() {
   }
 }
 
-evbuffer* Exchange::request_sink() const {
-  return state_ == State::forwarding ? upstream_->output() : pending_;
+evbuffer* Exchange::request_sink() {
+  if (state_ == State::forwarding) {
+    return upstream_->output();
+  }
+  if (pending_ == nullptr) {
+    pending_ = evbuffer_new();
+  }
+  return pending_;
 }
 
 void Exchange::queue_request_bytes(const char* data, size_t len, bool body) {
@@ -337,7 +356,7 @@ void Exchange::on_upstream_failure(UpstreamFailure failure, const std::string& r
   error_ = reason;
   if (response_head_sent_) {
     log::warn("upstream failed mid-response",
-              {{"upstream", server_->address}, {"reason", reason}, {"request_id", request_id_}});
+              {{"upstream", server_->address}, {"reason", reason}, {"request_id", request_id_.view()}});
     status_ = status_ == 0 ? 502 : status_;
     stream_.reset();
     finish();
@@ -350,8 +369,7 @@ void Exchange::on_upstream_failure(UpstreamFailure failure, const std::string& r
   if (stale && !stale_retried_ && !body_streamed_ && idempotent(request_.method)) {
     stale_retried_ = true;
     UpstreamConnection::dispose(worker_.loop(), std::move(upstream_));
-    evbuffer_drain(pending_, evbuffer_get_length(pending_));
-    evbuffer_add(pending_, upstream_head_.data(), upstream_head_.size());
+    head_written_ = false;
     lease_connection(false);
     return;
   }
@@ -359,7 +377,7 @@ void Exchange::on_upstream_failure(UpstreamFailure failure, const std::string& r
   // response that does not parse is the server answering badly, not being unreachable.
   bool unreachable = failure != UpstreamFailure::protocol;
   log::warn("upstream attempt failed",
-            {{"upstream", server_->address}, {"reason", reason}, {"request_id", request_id_}});
+            {{"upstream", server_->address}, {"reason", reason}, {"request_id", request_id_.view()}});
   if (unreachable && server_->record_failure(steady_now_ms(), *group_->settings)) {
     log::warn("upstream server taken out after failures",
               {{"upstream", group_->settings->name},
@@ -372,9 +390,7 @@ void Exchange::on_upstream_failure(UpstreamFailure failure, const std::string& r
     if (choose_server()) {
       ++retries_;
       group_->counters->retries.fetch_add(1, std::memory_order_relaxed);
-      if (evbuffer_get_length(pending_) == 0) {
-        evbuffer_add(pending_, upstream_head_.data(), upstream_head_.size());
-      }
+      head_written_ = false;
       lease_connection(true);
       return;
     }
@@ -398,7 +414,7 @@ void Exchange::respond_local(int status, const std::string& text) {
   head.headers.push_back({"Content-Type", "text/plain; charset=utf-8"});
   head.headers.push_back({"Content-Length", std::to_string(body.size())});
   if (!request_id_.empty()) {
-    head.headers.push_back({"X-Request-Id", request_id_});
+    head.headers.push_back({"X-Request-Id", std::string(request_id_.view())});
   }
   if (status == 503) {
     head.headers.push_back({"Retry-After", "1"});
@@ -488,8 +504,8 @@ void Exchange::write_access_log() {
     return;
   }
   AccessRecord r;
-  r.client = &stream_.client().ip;
-  r.method = &request_.method;
+  r.client = stream_.client().ip;
+  r.method = request_.method;
   r.host = request_host(request_);
   r.path = request_.target;
   r.status = status_;
@@ -498,8 +514,8 @@ void Exchange::write_access_log() {
   r.duration_ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started_)
           .count();
-  r.upstream = server_ ? server_->address : std::string();
-  r.request_id = request_id_;
+  r.upstream = server_ ? std::string_view(server_->address) : std::string_view();
+  r.request_id = request_id_.view();
   r.error = error_;
   write_access_line(r);
 }

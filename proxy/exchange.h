@@ -6,6 +6,7 @@
 
 #include "proxy/downstream_stream.h"
 #include "proxy/event_loop.h"
+#include "proxy/header_rewrite.h"
 #include "proxy/http_message.h"
 #include "proxy/snapshot.h"
 #include "proxy/upstream_connection.h"
@@ -70,7 +71,7 @@ class Exchange : public Deferrable, private UpstreamConnection::Listener {
   // Sends a short plain-text response made by the proxy and finishes the exchange.
   void respond_local(int status, const std::string& text);
   void add_hsts(ResponseHead& head) const;
-  // Picks the server, writes the upstream head before the body bytes held so far, connects.
+  // Picks the server and leases or opens a connection to it.
   void begin_upstream();
   // Answers "Expect: 100-continue" itself (the upstream connection waits for the body).
   void answer_expect_continue();
@@ -80,9 +81,10 @@ class Exchange : public Deferrable, private UpstreamConnection::Listener {
   // upstream, attempts and time remain.
   bool may_retry() const;
   void lease_connection(bool allow_pooled);
-  // Moves what was queued while connecting into the connection's output.
+  // Writes the upstream request head, then what was queued while connecting, into the
+  // connection's output.
   void flush_pending();
-  evbuffer* request_sink() const;
+  evbuffer* request_sink();
   void queue_request_bytes(const char* data, size_t len, bool body);
   // Pools or drops the connection and stops counting this request as active on |server_|.
   void release_upstream();
@@ -93,8 +95,7 @@ class Exchange : public Deferrable, private UpstreamConnection::Listener {
   Worker& worker_;
   std::shared_ptr<const RuntimeSnapshot> snapshot_;
   RequestHead request_;
-  std::string request_id_;
-  std::string upstream_head_;
+  RequestId request_id_;
   const UpstreamGroup* group_ = nullptr;
   size_t group_index_ = 0;
   std::shared_ptr<UpstreamServer> server_;  // the server of the current (or last) attempt
@@ -102,9 +103,12 @@ class Exchange : public Deferrable, private UpstreamConnection::Listener {
   std::vector<const UpstreamServer*> tried_;
   uint32_t retries_ = 0;
   std::unique_ptr<UpstreamConnection> upstream_;
-  evbuffer* pending_;  // request bytes queued before the connection is up
+  // Request body bytes queued before the connection is up; made on first use (most requests
+  // have no body).
+  evbuffer* pending_ = nullptr;
   State state_ = State::routing;
   bool request_done_ = false;
+  bool head_written_ = false;   // the request head is in the current connection's output
   bool pending_body_ = false;   // |pending_| holds body bytes
   bool body_streamed_ = false;  // body bytes have left for upstream: not replayable any more
   bool response_head_sent_ = false;

@@ -92,7 +92,7 @@ std::string request_host(const RequestHead& req) {
 }
 
 bool is_valid_request_id(std::string_view id) {
-  if (id.empty() || id.size() > 128) {
+  if (id.empty() || id.size() > MAX_REQUEST_ID) {
     return false;
   }
   for (char c : id) {
@@ -105,13 +105,11 @@ bool is_valid_request_id(std::string_view id) {
   return true;
 }
 
-std::string build_upstream_request(const RequestHead& req, const ForwardContext& ctx) {
-  std::string out;
-  out.reserve(512);
-  out.append(req.method);
-  out.push_back(' ');
-  out.append(req.target);
-  out.append(" HTTP/1.1\r\n");
+void build_upstream_request(const RequestHead& req, const ForwardContext& ctx, std::string* out) {
+  out->append(req.method);
+  out->push_back(' ');
+  out->append(req.target);
+  out->append(" HTTP/1.1\r\n");
 
   const std::string* host = req.find("host");
   std::string xff;
@@ -132,49 +130,48 @@ std::string build_upstream_request(const RequestHead& req, const ForwardContext&
         iequals(h.name, "x-request-id")) {
       continue;
     }
-    append_header(&out, h.name, h.value);
+    append_header(out, h.name, h.value);
   }
   if (host == nullptr) {
     // An HTTP/1.0 client need not send Host, but the HTTP/1.1 request we make of it must have
     // one; with no authority to name it is empty (RFC 9112 §3.2).
-    append_header(&out, "Host", "");
+    append_header(out, "Host", "");
   }
   if (req.chunked) {
-    append_header(&out, "Transfer-Encoding", "chunked");
+    append_header(out, "Transfer-Encoding", "chunked");
   }
   if (ctx.websocket) {
-    append_header(&out, "Connection", "Upgrade");
-    append_header(&out, "Upgrade", "websocket");
+    append_header(out, "Connection", "Upgrade");
+    append_header(out, "Upgrade", "websocket");
   }
   // The appended headers are written in place, without temporaries.
-  out.append("X-Forwarded-For: ");
+  out->append("X-Forwarded-For: ");
   if (!xff.empty()) {
-    out.append(xff);
-    out.append(", ");
+    out->append(xff);
+    out->append(", ");
   }
-  out.append(ctx.client_ip);
-  out.append("\r\n");
-  append_header(&out, "X-Forwarded-Proto", ctx.proto);
+  out->append(ctx.client_ip);
+  out->append("\r\n");
+  append_header(out, "X-Forwarded-Proto", ctx.proto);
   if (host != nullptr) {
-    append_header(&out, "X-Forwarded-Host", *host);
+    append_header(out, "X-Forwarded-Host", *host);
   }
-  out.append("Forwarded: ");
+  out->append("Forwarded: ");
   if (!forwarded.empty()) {
-    out.append(forwarded);
-    out.append(", ");
+    out->append(forwarded);
+    out->append(", ");
   }
-  out.append("for=");
-  append_forwarded_node(&out, ctx.client_ip);
+  out->append("for=");
+  append_forwarded_node(out, ctx.client_ip);
   if (host != nullptr) {
-    out.append(";host=");
-    append_forwarded_host(&out, *host);
+    out->append(";host=");
+    append_forwarded_host(out, *host);
   }
-  out.append(";proto=");
-  out.append(ctx.proto);
-  out.append("\r\n");
-  append_header(&out, "X-Request-Id", ctx.request_id);
-  out.append("\r\n");
-  return out;
+  out->append(";proto=");
+  out->append(ctx.proto);
+  out->append("\r\n");
+  append_header(out, "X-Request-Id", ctx.request_id);
+  out->append("\r\n");
 }
 
 bool is_websocket_upgrade(const RequestHead& req) {

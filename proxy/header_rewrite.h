@@ -1,5 +1,8 @@
 #pragma once
 
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
 #include <string>
 #include <string_view>
 
@@ -31,8 +34,9 @@ enum class BodyFraming {
 // Transfer-Encoding, Upgrade, Proxy-*) removed, X-Forwarded-For and Forwarded appended to,
 // X-Forwarded-Proto, X-Forwarded-Host and X-Request-Id set, and Transfer-Encoding: chunked
 // when the body is chunked. With |ctx.websocket| the head carries Connection: Upgrade and
-// Upgrade: websocket (the Sec-WebSocket-* headers pass as end-to-end).
-std::string build_upstream_request(const RequestHead& req, const ForwardContext& ctx);
+// Upgrade: websocket (the Sec-WebSocket-* headers pass as end-to-end). Appends to |out|, so
+// that a caller may reuse one buffer for every request.
+void build_upstream_request(const RequestHead& req, const ForwardContext& ctx, std::string* out);
 
 // True when |req| asks for a WebSocket upgrade over HTTP/1.1 (RFC 6455 §4.1): method GET, an
 // Upgrade header listing "websocket" and a Connection header listing "upgrade", both
@@ -58,8 +62,28 @@ std::string build_downstream_response(const ResponseHead& resp, BodyFraming fram
 // and the client's HTTP version.
 BodyFraming response_framing(const ResponseHead& resp, bool head_request, bool client_http10);
 
-// A client-sent X-Request-Id is kept when it is 1..128 characters of [A-Za-z0-9._:-].
+// The longest X-Request-Id kept from a client.
+constexpr size_t MAX_REQUEST_ID = 128;
+
+// A client-sent X-Request-Id is kept when it is 1..MAX_REQUEST_ID characters of [A-Za-z0-9._:-].
 bool is_valid_request_id(std::string_view id);
+
+// A request id stored inline: every exchange carries one, and a std::string of 32 or more
+// characters would be a heap allocation per request.
+class RequestId {
+ public:
+  // |id| is at most MAX_REQUEST_ID characters (a valid or a generated id).
+  void assign(std::string_view id) {
+    size_ = static_cast<uint8_t>(std::min(id.size(), MAX_REQUEST_ID));
+    std::memcpy(data_, id.data(), size_);
+  }
+  std::string_view view() const { return {data_, size_}; }
+  bool empty() const { return size_ == 0; }
+
+ private:
+  char data_[MAX_REQUEST_ID];
+  uint8_t size_ = 0;
+};
 
 // The host the request is for: the Host header, lowercased, without port; "" if none.
 std::string request_host(const RequestHead& req);

@@ -36,10 +36,7 @@ struct Http2Callbacks {
       return 0;
     }
     Http2Session& s = self(user_data);
-    int32_t id = frame->hd.stream_id;
-    auto stream = std::make_unique<Http2Stream>(s, id);
-    nghttp2_session_set_stream_user_data(s.session_, id, stream.get());
-    s.streams_[id] = std::move(stream);
+    s.add(std::make_unique<Http2Stream>(s, frame->hd.stream_id));
     return 0;
   }
 
@@ -115,7 +112,7 @@ struct Http2Callbacks {
     Http2Session& s = self(user_data);
     if (Http2Stream* stream = s.find(stream_id)) {
       stream->on_closed(error_code);
-      s.release(stream_id);
+      s.release(*stream);
     }
     return 0;
   }
@@ -203,25 +200,31 @@ Result<std::unique_ptr<Http2Session>> Http2Session::create(EventLoop& loop, evbu
 }
 
 Http2Stream* Http2Session::find(int32_t stream_id) const {
-  auto it = streams_.find(stream_id);
-  return it == streams_.end() ? nullptr : it->second.get();
+  return static_cast<Http2Stream*>(nghttp2_session_get_stream_user_data(session_, stream_id));
 }
 
-void Http2Session::release(int32_t stream_id) {
-  auto it = streams_.find(stream_id);
-  if (it == streams_.end()) {
-    return;
+void Http2Session::add(std::unique_ptr<Http2Stream> stream) {
+  nghttp2_session_set_stream_user_data(session_, stream->id(), stream.get());
+  stream->slot_ = streams_.size();
+  streams_.push_back(std::move(stream));
+}
+
+void Http2Session::release(Http2Stream& stream) {
+  nghttp2_session_set_stream_user_data(session_, stream.id(), nullptr);
+  size_t slot = stream.slot_;
+  std::unique_ptr<Deferrable> dead = std::move(streams_[slot]);
+  if (slot + 1 != streams_.size()) {
+    streams_[slot] = std::move(streams_.back());
+    streams_[slot]->slot_ = slot;
   }
-  nghttp2_session_set_stream_user_data(session_, stream_id, nullptr);
-  std::unique_ptr<Deferrable> dead = std::move(it->second);
-  streams_.erase(it);
+  streams_.pop_back();
   loop_.defer_delete(std::move(dead));
 }
 
 std::vector<Http2Stream*> Http2Session::streams() const {
   std::vector<Http2Stream*> out;
   out.reserve(streams_.size());
-  for (const auto& [id, stream] : streams_) {
+  for (const auto& stream : streams_) {
     out.push_back(stream.get());
   }
   return out;

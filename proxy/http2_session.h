@@ -4,7 +4,6 @@
 
 #include <chrono>
 #include <cstdint>
-#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -33,7 +32,7 @@ class Http2Session {
   class Handler {
    public:
     virtual ~Handler() = default;
-    // |stream|'s request head is complete and valid (stream.request()). The handler serves it,
+    // |stream|'s request head is complete and valid (stream.take_request()). The handler serves it,
     // usually by stream.attach(an Exchange). Called inside receive().
     virtual void on_stream_request(Http2Stream& stream) = 0;
     // Called after each outermost receive() or send(): the connection re-checks finished()
@@ -106,9 +105,12 @@ class Http2Session {
   // GOAWAY ENHANCE_YOUR_CALM ends the connection (CVE-2023-44487).
   void on_client_reset();
   void on_settings_timeout();
+  // The open stream |stream_id|, through nghttp2's stream user data; nullptr once released.
   Http2Stream* find(int32_t stream_id) const;
-  // Removes |stream_id| from the map and defer-deletes it.
-  void release(int32_t stream_id);
+  // Makes |stream| an open stream, found by its id from nghttp2's callbacks.
+  void add(std::unique_ptr<Http2Stream> stream);
+  // Takes |stream| out of the open streams and defer-deletes it.
+  void release(Http2Stream& stream);
   // One pass of nghttp2_session_mem_send into |out_|; false on a fatal error.
   bool write_frames();
 
@@ -118,7 +120,9 @@ class Http2Session {
   ClientInfo client_;
   Settings settings_;
   nghttp2_session* session_ = nullptr;
-  std::map<int32_t, std::unique_ptr<Http2Stream>> streams_;
+  // The open streams, in no order; each stream knows its index here (Http2Stream::slot_), so
+  // that release is a swap with the last.
+  std::vector<std::unique_ptr<Http2Stream>> streams_;
   std::vector<int32_t> drained_;
   bool in_nghttp2_ = false;  // inside mem_recv or mem_send: callbacks are on the stack
   bool in_send_ = false;     // inside send(): nested calls only ask for another pass

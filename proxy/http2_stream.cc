@@ -37,6 +37,7 @@ Http2Stream::Http2Stream(Http2Session& session, int32_t id)
     : session_(session), id_(id), body_(evbuffer_new()) {
   request_.version_major = 2;
   request_.version_minor = 0;
+  request_.headers.reserve(16);  // as Http1Parser: no regrowth for a usual request
 }
 
 Http2Stream::~Http2Stream() {
@@ -86,6 +87,7 @@ int Http2Stream::on_header(std::string_view name, std::string_view value) {
 }
 
 bool Http2Stream::on_head_complete(bool end_stream) {
+  head_request_ = request_.method == "HEAD";
   if (header_too_large_) {
     log::info("bad request", {{"client", client().ip},
                               {"status", 431},
@@ -207,8 +209,7 @@ void Http2Stream::send_head(const ResponseHead& head) {
   char status[8];
   auto [end, ec] = std::to_chars(status, status + sizeof status, head.status);
   nva.push_back(make_nv(":status", std::string_view(status, static_cast<size_t>(end - status))));
-  bool head_request = request_.method == "HEAD";
-  BodyFraming framing = response_framing(head, head_request, false);
+  BodyFraming framing = response_framing(head, head_request_, false);
   for (const auto& h : head.headers) {
     size_t at = names.size();
     for (char c : h.name) {

@@ -36,8 +36,9 @@ class Http2Stream : public Deferrable, public DownstreamStream {
   Http2Stream& operator=(const Http2Stream&) = delete;
 
   int32_t id() const { return id_; }
-  // The request head, complete once the session reported the stream to its handler.
-  RequestHead& request() { return request_; }
+  // Moves the request head out, for the Exchange; complete once the session reported the
+  // stream to its handler.
+  RequestHead take_request() { return std::move(request_); }
   // Takes ownership of |exchange| (made with this stream as its DownstreamStream) and starts it.
   // May call back into this stream (a local 404 finishes the exchange at once).
   void attach(std::unique_ptr<Exchange> exchange);
@@ -91,9 +92,13 @@ class Http2Stream : public Deferrable, public DownstreamStream {
   // Resumes nghttp2's deferred data source after bytes or the end were queued.
   void resume();
 
+  friend class Http2Session;  // keeps slot_
+
   Http2Session& session_;
   const int32_t id_;
+  size_t slot_ = 0;  // index in the session's open streams
   RequestHead request_;
+  bool head_request_ = false;  // the request's method is HEAD: responses carry no body
   std::string authority_;
   std::string cookie_;
   size_t header_bytes_ = 0;

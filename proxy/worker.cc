@@ -351,11 +351,13 @@ void Worker::remove(DownstreamConnection* conn) {
   maybe_exit();
 }
 
-std::string Worker::next_request_id() {
+RequestId Worker::next_request_id() {
   char buf[33];
   std::snprintf(buf, sizeof buf, "%016llx%016llx", static_cast<unsigned long long>(rng_()),
                 static_cast<unsigned long long>(rng_()));
-  return std::string(buf, 32);
+  RequestId id;
+  id.assign(std::string_view(buf, 32));
+  return id;
 }
 
 void Worker::drain() {

@@ -17,6 +17,7 @@
 
 #include "proxy/balancer.h"
 #include "proxy/event_loop.h"
+#include "proxy/header_rewrite.h"
 #include "proxy/listener.h"
 #include "proxy/proxy_stats.h"
 #include "proxy/snapshot.h"
@@ -80,7 +81,7 @@ class Worker {
   UpstreamPool& pool() { return pool_; }
   const std::shared_ptr<const RuntimeSnapshot>& snapshot() const { return snapshot_; }
   // A random 32-hex-digit request id.
-  std::string next_request_id();
+  RequestId next_request_id();
   // An available server of upstream |group| of |snapshot| not in |tried|, chosen by the
   // group's balance policy; nullptr when there is none. A request still running on an older
   // snapshot gets a server of the current upstream of the same name (none if it is gone).

@@ -49,7 +49,8 @@ void check_upstream_head(const RequestHead& req) {
   ctx.proto = "https";
   ctx.request_id = "fuzz-1";
   ctx.websocket = is_websocket_upgrade(req);
-  std::string head = build_upstream_request(req, ctx);
+  std::string head;
+  build_upstream_request(req, ctx, &head);
 
   Counter counter;
   Http1Parser again(Http1Parser::Kind::request, &counter, UINT32_MAX);

@@ -5,6 +5,9 @@ import hashlib
 import json
 import os
 import re
+import socket
+import socketserver
+import threading
 import time
 import unittest
 
@@ -298,7 +301,77 @@ shutdown_timeout: 5s
         self.assertEqual(a.stats()["requests"], 1)
 
 
+class OneRequestPerConnectionServer(socketserver.ThreadingTCPServer):
+    """An HTTP/1.1 upstream that answers the first request of a connection with keep-alive and
+    closes the connection, unanswered, when a second request comes on it: a server whose idle
+    timeout or request limit struck just as the proxy reused its pooled connection. Bodies
+    name the connection ("conn N")."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.connections = 0
+        self.requests = []  # (connection number, request line)
+        super().__init__(("127.0.0.1", 0), self.Handler)
+
+    class Handler(socketserver.BaseRequestHandler):
+        def read_head(self, buf):
+            while b"\r\n\r\n" not in buf:
+                chunk = self.request.recv(65536)
+                if not chunk:
+                    return None, b""
+                buf += chunk
+            head, _, rest = buf.partition(b"\r\n\r\n")
+            return head, rest
+
+        def handle(self):
+            srv = self.server
+            with srv.lock:
+                srv.connections += 1
+                conn = srv.connections
+            head, rest = self.read_head(b"")
+            if head is None:
+                return
+            with srv.lock:
+                srv.requests.append((conn, head.split(b"\r\n")[0].decode()))
+            body = b"conn %d" % conn
+            self.request.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" %
+                                 (len(body), body))
+            head, _ = self.read_head(rest)
+            if head is not None:
+                with srv.lock:
+                    srv.requests.append((conn, head.split(b"\r\n")[0].decode()))
+            self.request.shutdown(socket.SHUT_RDWR)
+
+
 class UpstreamKeepAliveTest(harness.ProxyTestCase):
+
+    def closing_upstream(self):
+        srv = OneRequestPerConnectionServer()
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        self.addCleanup(srv.server_close)
+        self.addCleanup(srv.shutdown)
+        return srv
+
+    def test_request_on_a_pooled_connection_the_server_closed_goes_again(self):
+        srv = self.closing_upstream()
+        port = harness.free_port()
+        self.frontdoor(harness.tls_config(
+            port, self.certs, {"app": ["127.0.0.1:%d" % srv.server_address[1]]}, workers=1))
+        first = self.get(port, "/one")
+        self.assertEqual((first.status, first.body), (200, b"conn 1"), first)
+        # The pooled connection is taken, the server closes it on reading the request: the
+        # request never reached the application, so it goes again on a fresh connection.
+        second = self.get(port, "/two")
+        self.assertEqual((second.status, second.body), (200, b"conn 2"), second)
+        self.assertEqual(srv.requests, [(1, "GET /one HTTP/1.1"), (1, "GET /two HTTP/1.1"),
+                                        (2, "GET /two HTTP/1.1")])
+        # A POST may have had effects: it is not sent twice.
+        post = self.get(port, "/three", "localhost", "-X", "POST", "-d", "x")
+        self.assertEqual(post.status, 502, post)
+        self.assertEqual(srv.requests[3:], [(2, "POST /three HTTP/1.1")])
 
     def test_pooled_connections_are_reused(self):
         ups = [self.upstream("ka%d" % i) for i in range(3)]

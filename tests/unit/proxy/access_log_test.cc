@@ -13,8 +13,8 @@ struct Fixture {
   std::string method = "GET";
   AccessRecord record() const {
     AccessRecord r;
-    r.client = &client;
-    r.method = &method;
+    r.client = client;
+    r.method = method;
     r.host = "app.example";
     r.path = "/a/b?c=1&d=%20";
     r.status = 200;
@@ -60,7 +60,7 @@ TEST(AccessLog, FieldsThatNeedEscapingStillGiveOneValidLine) {
   AccessRecord r = f.record();
   r.path = "/q\"uote\\back";
   r.host = "h\x01st";
-  r.error = std::string("bad \xff byte\nnext");
+  r.error = "bad \xff byte\nnext";
   std::string line;
   format_access_line(r, &line);
   EXPECT_EQ(line.find('\n'), line.size() - 1) << line;

@@ -15,6 +15,12 @@ RequestHead make_request(std::vector<Header> headers, std::string target = "/pat
 
 ForwardContext ctx(std::string_view ip = "198.51.100.7") { return {ip, "https", "rid-1"}; }
 
+std::string build_upstream_request(const RequestHead& req, const ForwardContext& c) {
+  std::string out;
+  fd::proxy::build_upstream_request(req, c, &out);
+  return out;
+}
+
 TEST(HeaderRewrite, AddsForwardingHeadersAndKeepsHost) {
   auto req = make_request({{"Host", "Example.com:8443"}, {"Accept", "*/*"}});
   std::string out = build_upstream_request(req, ctx());
@@ -43,6 +49,15 @@ TEST(HeaderRewrite, Http10WithoutHostGetsAnEmptyHostUpstream) {
             "Forwarded: for=198.51.100.7;proto=https\r\n"
             "X-Request-Id: rid-1\r\n"
             "\r\n");
+}
+
+// One buffer serves every request of a worker: the head is appended after what it holds.
+TEST(HeaderRewrite, AppendsToTheCallersBuffer) {
+  auto req = make_request({{"Host", "a.example"}});
+  std::string out = "kept";
+  fd::proxy::build_upstream_request(req, ctx(), &out);
+  EXPECT_EQ(out.rfind("keptGET /path?q=1 HTTP/1.1\r\nHost: a.example\r\n", 0), 0u) << out;
+  EXPECT_EQ(out.substr(4), build_upstream_request(req, ctx()));
 }
 
 TEST(HeaderRewrite, AppendsToClientForwardedFor) {

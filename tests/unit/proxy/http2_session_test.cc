@@ -134,7 +134,7 @@ class Http2SessionTest : public ::testing::Test, public Http2Session::Handler {
   }
 
   void on_stream_request(Http2Stream& stream) override {
-    requests_.push_back(stream.request());
+    requests_.push_back(stream.take_request());
     streams_[stream.id()] = &stream;
     if (on_request) {
       on_request(stream);
