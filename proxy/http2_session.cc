@@ -186,6 +186,9 @@ Result<std::unique_ptr<Http2Session>> Http2Session::create(EventLoop& loop, evbu
       {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, settings.max_concurrent_streams},
       {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, static_cast<uint32_t>(settings.stream_window)},
       {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, settings.max_header_list_size},
+      // RFC 9218 priorities; the RFC 7540 tree is deprecated (RFC 9113 §5.3) and costs
+      // nghttp2 a tree of closed streams kept for it.
+      {NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1},
   };
   rv = nghttp2_submit_settings(s->session_, NGHTTP2_FLAG_NONE, iv, sizeof iv / sizeof iv[0]);
   if (rv == 0) {

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 #include <nghttp2/nghttp2.h>
 
+#include <algorithm>
 #include <cstring>
 #include <functional>
 #include <map>
@@ -69,6 +70,7 @@ class Client {
 
   nghttp2_session* session = nullptr;
   std::map<int32_t, ClientStream> streams;
+  std::vector<int32_t> data_order;  // the stream of each DATA chunk, in arrival order
   bool goaway = false;
   int32_t goaway_last_stream = -1;
   uint32_t goaway_code = 0;
@@ -85,6 +87,7 @@ class Client {
   }
   static int on_data(nghttp2_session*, uint8_t, int32_t id, const uint8_t* d, size_t len, void* p) {
     self(p).streams[id].body.append((const char*)d, len);
+    self(p).data_order.push_back(id);
     return 0;
   }
   static int on_frame(nghttp2_session*, const nghttp2_frame* f, void* p) {
@@ -221,6 +224,37 @@ TEST_F(Http2SessionTest, AnnouncesLimitsInSettings) {
             100u);
   EXPECT_EQ(nghttp2_session_get_remote_settings(c.session, NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE),
             8192u);
+}
+
+// RFC 9113 deprecates RFC 7540's priority tree: SETTINGS_NO_RFC7540_PRIORITIES says that
+// responses are scheduled by RFC 9218 urgency instead. One of urgency 0 leaves before one of
+// urgency 7 that was answered first.
+TEST_F(Http2SessionTest, SchedulesResponsesByUrgency) {
+  start();
+  Client c;
+  pump(c);
+  EXPECT_EQ(
+      nghttp2_session_get_remote_settings(c.session, NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES), 1u);
+  std::vector<Http2Stream*> answered_later;
+  on_request = [&](Http2Stream& s) { answered_later.push_back(&s); };
+  auto low = Client::get("/low");
+  low.push_back({"priority", "u=7"});
+  auto high = Client::get("/high");
+  high.push_back({"priority", "u=0"});
+  int32_t low_id = c.request(low);
+  int32_t high_id = c.request(high);
+  pump(c);
+  ASSERT_EQ(answered_later.size(), 2u);
+  std::string body(40000, 'x');
+  for (Http2Stream* s : answered_later) {
+    answer(*s, 200, body);
+  }
+  pump(c);
+  ASSERT_EQ(c.streams[low_id].body, body);
+  ASSERT_EQ(c.streams[high_id].body, body);
+  auto first_low = std::find(c.data_order.begin(), c.data_order.end(), low_id);
+  auto last_high = std::find(c.data_order.rbegin(), c.data_order.rend(), high_id).base();
+  EXPECT_TRUE(last_high <= first_low) << "urgency 7 DATA came before urgency 0 was done";
 }
 
 TEST_F(Http2SessionTest, ConvertsRequestHeadForHttp1) {
