@@ -179,12 +179,17 @@ int Http1Parser::on_message_begin(llhttp_t* p) {
   self->field_.clear();
   self->value_.clear();
   // Room for a typical head's headers in one allocation, not the four of growing by doubling.
+  // A request head is moved out to its exchange; a response head is read where it is, so the
+  // next response on a pooled connection reuses its header vector.
   if (self->kind_ == Kind::request) {
     self->request_ = RequestHead{};
     self->request_.headers.reserve(TYPICAL_HEADERS);
   } else {
+    std::vector<Header> headers = std::move(self->response_.headers);
+    headers.clear();
+    headers.reserve(TYPICAL_HEADERS);
     self->response_ = ResponseHead{};
-    self->response_.headers.reserve(TYPICAL_HEADERS);
+    self->response_.headers = std::move(headers);
   }
   return 0;
 }

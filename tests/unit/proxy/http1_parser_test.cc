@@ -280,5 +280,27 @@ TEST(Http1Parser, InterimResponseThenFinal) {
   EXPECT_EQ(r.parser.response().status, 201);
 }
 
+// The response head is reused from message to message on a pooled connection: nothing of
+// the previous one stays.
+TEST(Http1Parser, NextResponseStartsWithAFreshHead) {
+  Recorder r(Http1Parser::Kind::response);
+  auto out = r.feed(
+      "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nX-A: 1\r\nX-B: a value longer than sixteen\r\n"
+      "\r\nx");
+  ASSERT_EQ(out.status, Http1Parser::Status::message_done);
+  ASSERT_EQ(r.parser.response().headers.size(), 3u);
+  r.parser.next_message();
+  out = r.feed("HTTP/1.1 404 Not Found\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n");
+  ASSERT_EQ(out.status, Http1Parser::Status::message_done);
+  const ResponseHead& head = r.parser.response();
+  EXPECT_EQ(head.status, 404);
+  EXPECT_EQ(head.reason, "Not Found");
+  EXPECT_EQ(head.content_length, -1);
+  EXPECT_TRUE(head.chunked);
+  ASSERT_EQ(head.headers.size(), 1u);
+  EXPECT_EQ(head.headers[0].name, "Transfer-Encoding");
+  EXPECT_EQ(head.headers[0].value, "chunked");
+}
+
 }  // namespace
 }  // namespace fd::proxy
