@@ -4,6 +4,7 @@
 #include <memory>
 #include <string>
 
+#include "proxy/block_cache.h"
 #include "proxy/downstream_stream.h"
 #include "proxy/event_loop.h"
 #include "proxy/header_rewrite.h"
@@ -18,7 +19,7 @@ class Worker;
 // One request and its response: routing, server choice, the upstream connection lease, header
 // rewriting, body streaming with backpressure both ways, proxy-made errors and the access log.
 // Owned by its DownstreamStream; dies through EventLoop::defer_delete.
-class Exchange : public Deferrable, private UpstreamConnection::Listener {
+class Exchange : public Deferrable, public BlockCached, private UpstreamConnection::Listener {
  public:
   enum class State {
     routing,     // head received, nothing sent upstream yet

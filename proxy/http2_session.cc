@@ -6,6 +6,7 @@
 #include <string_view>
 
 #include "common/log.h"
+#include "proxy/block_cache.h"
 
 namespace fd::proxy {
 namespace {
@@ -175,12 +176,13 @@ Result<std::unique_ptr<Http2Session>> Http2Session::create(EventLoop& loop, evbu
   nghttp2_option_set_no_auto_window_update(opt, 1);
   nghttp2_option_set_stream_reset_rate_limit(opt, NGHTTP2_RESET_BURST, NGHTTP2_RESET_RATE);
   nghttp2_option_set_max_continuations(opt, MAX_CONTINUATIONS);
-  int rv = nghttp2_session_server_new2(&s->session_, cbs, s.get(), opt);
+  int rv = nghttp2_session_server_new3(&s->session_, cbs, s.get(), opt,
+                                       block_cache::nghttp2_allocator());
   nghttp2_option_del(opt);
   nghttp2_session_callbacks_del(cbs);
   if (rv != 0) {
     return make_error(Errc::internal,
-                      std::string("nghttp2_session_server_new2: ") + nghttp2_strerror(rv));
+                      std::string("nghttp2_session_server_new3: ") + nghttp2_strerror(rv));
   }
   nghttp2_settings_entry iv[] = {
       {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, settings.max_concurrent_streams},

@@ -8,6 +8,7 @@
 #include <string>
 #include <string_view>
 
+#include "proxy/block_cache.h"
 #include "proxy/body_pace.h"
 #include "proxy/downstream_stream.h"
 #include "proxy/event_loop.h"
@@ -27,7 +28,7 @@ class Http2Session;
 // Exchange accepts more, so a slow upstream stops the client at the stream window. Response
 // bytes wait in |body_| until the client's window and the connection's output allow nghttp2
 // to pull them; buffered() reports them so that the Exchange pauses its upstream.
-class Http2Stream : public Deferrable, public DownstreamStream {
+class Http2Stream : public Deferrable, public DownstreamStream, public BlockCached {
  public:
   // |session| outlives the stream; |id| is the client's stream id.
   Http2Stream(Http2Session& session, int32_t id);
