@@ -3,10 +3,6 @@
 namespace fd::proxy {
 namespace {
 
-char lower(char c) {
-  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c;
-}
-
 const std::string* find_header(const std::vector<Header>& headers, std::string_view name) {
   for (const auto& h : headers) {
     if (iequals(h.name, name)) {
@@ -55,18 +51,6 @@ const char* reason_phrase(int status) {
     default:
       return "Error";
   }
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) {
-    return false;
-  }
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (lower(a[i]) != lower(b[i])) {
-      return false;
-    }
-  }
-  return true;
 }
 
 bool has_token(std::string_view list, std::string_view token) {

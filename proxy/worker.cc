@@ -352,11 +352,17 @@ void Worker::remove(DownstreamConnection* conn) {
 }
 
 RequestId Worker::next_request_id() {
-  char buf[33];
-  std::snprintf(buf, sizeof buf, "%016llx%016llx", static_cast<unsigned long long>(rng_()),
-                static_cast<unsigned long long>(rng_()));
+  static constexpr char HEX[] = "0123456789abcdef";
+  char buf[32];
+  for (size_t half = 0; half < 2; ++half) {
+    uint64_t r = rng_();
+    for (size_t i = 0; i < 16; ++i) {
+      buf[half * 16 + 15 - i] = HEX[r & 0xf];
+      r >>= 4;
+    }
+  }
   RequestId id;
-  id.assign(std::string_view(buf, 32));
+  id.assign(std::string_view(buf, sizeof buf));
   return id;
 }
 
