@@ -355,8 +355,9 @@ void Exchange::on_upstream_failure(UpstreamFailure failure, const std::string& r
   }
   error_ = reason;
   if (response_head_sent_) {
-    log::warn("upstream failed mid-response",
-              {{"upstream", server_->address}, {"reason", reason}, {"request_id", request_id_.view()}});
+    log::warn(
+        "upstream failed mid-response",
+        {{"upstream", server_->address}, {"reason", reason}, {"request_id", request_id_.view()}});
     status_ = status_ == 0 ? 502 : status_;
     stream_.reset();
     finish();
@@ -376,8 +377,9 @@ void Exchange::on_upstream_failure(UpstreamFailure failure, const std::string& r
   // Connect errors, resets and timeouts before any response byte count against the server; a
   // response that does not parse is the server answering badly, not being unreachable.
   bool unreachable = failure != UpstreamFailure::protocol;
-  log::warn("upstream attempt failed",
-            {{"upstream", server_->address}, {"reason", reason}, {"request_id", request_id_.view()}});
+  log::warn(
+      "upstream attempt failed",
+      {{"upstream", server_->address}, {"reason", reason}, {"request_id", request_id_.view()}});
   if (unreachable && server_->record_failure(steady_now_ms(), *group_->settings)) {
     log::warn("upstream server taken out after failures",
               {{"upstream", group_->settings->name},

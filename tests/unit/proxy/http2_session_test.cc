@@ -233,8 +233,8 @@ TEST_F(Http2SessionTest, SchedulesResponsesByUrgency) {
   start();
   Client c;
   pump(c);
-  EXPECT_EQ(
-      nghttp2_session_get_remote_settings(c.session, NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES), 1u);
+  EXPECT_EQ(nghttp2_session_get_remote_settings(c.session, NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES),
+            1u);
   std::vector<Http2Stream*> answered_later;
   on_request = [&](Http2Stream& s) { answered_later.push_back(&s); };
   auto low = Client::get("/low");
