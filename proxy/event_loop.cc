@@ -1,8 +1,10 @@
 #include "proxy/event_loop.h"
 
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 
@@ -104,6 +106,17 @@ void EventLoop::on_deferred(evutil_socket_t, short, void* arg) {
   batch.clear();
 }
 
+namespace {
+
+int64_t coarse_now_ms() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  // Never 0, which means "not armed".
+  return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000 + 1;
+}
+
+}  // namespace
+
 Timer::Timer(EventLoop& loop, std::function<void()> cb)
     : cb_(std::move(cb)), ev_(evtimer_new(loop.base(), &Timer::on_fire, this)) {}
 
@@ -112,22 +125,35 @@ Timer::~Timer() {
 }
 
 void Timer::arm(std::chrono::milliseconds after) {
+  int64_t now = coarse_now_ms();
+  due_ = now + std::max<int64_t>(after.count(), 0);
+  if (wakes_ == 0 || wakes_ > due_) {
+    wake_at(due_, now);
+  }
+}
+
+void Timer::wake_at(int64_t when, int64_t now) {
+  int64_t in = std::max<int64_t>(when - now, 0);
   timeval tv{};
-  tv.tv_sec = static_cast<time_t>(after.count() / 1000);
-  tv.tv_usec = static_cast<suseconds_t>((after.count() % 1000) * 1000);
+  tv.tv_sec = static_cast<time_t>(in / 1000);
+  tv.tv_usec = static_cast<suseconds_t>((in % 1000) * 1000);
   evtimer_add(ev_, &tv);
-}
-
-void Timer::cancel() {
-  evtimer_del(ev_);
-}
-
-bool Timer::armed() const {
-  return evtimer_pending(ev_, nullptr) != 0;
+  wakes_ = when;
 }
 
 void Timer::on_fire(evutil_socket_t, short, void* arg) {
-  static_cast<Timer*>(arg)->cb_();
+  auto* self = static_cast<Timer*>(arg);
+  self->wakes_ = 0;
+  if (self->due_ == 0) {
+    return;
+  }
+  int64_t now = coarse_now_ms();
+  if (now < self->due_) {
+    self->wake_at(self->due_, now);
+    return;
+  }
+  self->due_ = 0;
+  self->cb_();
 }
 
 }  // namespace fd::proxy

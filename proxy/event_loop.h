@@ -3,6 +3,7 @@
 #include <event2/event.h>
 
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -55,6 +56,11 @@ class EventLoop {
 
 // A one-shot timer on a loop. Stops itself when destroyed, so declare it after everything its
 // callback touches: it dies first.
+//
+// Connections re-arm and cancel their timeouts on every request, and a libevent timer costs a
+// heap insert or removal each time. So arming later than the libevent timer is set for, or
+// cancelling, only records the deadline; when that timer fires before the deadline it is set
+// again for the rest. Deadlines are in the coarse monotonic clock (a few ms of resolution).
 class Timer {
  public:
   Timer(EventLoop& loop, std::function<void()> cb);
@@ -64,14 +70,17 @@ class Timer {
 
   // (Re)starts the timer; any pending expiry is replaced.
   void arm(std::chrono::milliseconds after);
-  void cancel();
-  bool armed() const;
+  void cancel() { due_ = 0; }
+  bool armed() const { return due_ != 0; }
 
  private:
   static void on_fire(evutil_socket_t, short, void* arg);
+  void wake_at(int64_t when, int64_t now);
 
   std::function<void()> cb_;
   event* ev_;
+  int64_t due_ = 0;    // coarse monotonic ms when cb_ runs; 0 when not armed
+  int64_t wakes_ = 0;  // when ev_ fires; 0 when it is not pending
 };
 
 }  // namespace fd::proxy

@@ -1,6 +1,7 @@
 #include "proxy/socket_transport.h"
 
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -17,6 +18,8 @@ namespace {
 constexpr size_t CHAIN_HEADER_ROOM = 64;
 constexpr size_t READ_MIN = 1024 - CHAIN_HEADER_ROOM;
 constexpr size_t READ_CHUNK = 16 * 1024 - CHAIN_HEADER_ROOM;
+// Chunks one send passes to the kernel, as libevent's evbuffer_write does.
+constexpr int SEND_CHUNKS = 128;
 
 }  // namespace
 
@@ -26,6 +29,7 @@ SocketTransport::SocketTransport(EventLoop& loop, int fd, Handler* handler)
       out_(evbuffer_new()),
       read_ev_(event_new(loop.base(), fd, EV_READ | EV_PERSIST, &SocketTransport::on_read, this)),
       write_ev_(event_new(loop.base(), fd, EV_WRITE, &SocketTransport::on_write, this)),
+      read_timer_(loop, [this] { handler_->on_closed(false, true, "timeout"); }),
       first_read_(READ_MIN) {
   evbuffer_add_cb(in_, &SocketTransport::on_input_changed, this);
   evbuffer_add_cb(out_, &SocketTransport::on_output_changed, this);
@@ -67,10 +71,7 @@ void SocketTransport::set_timeouts(std::chrono::milliseconds read,
                                    std::chrono::milliseconds write) {
   read_timeout_ = read;
   write_timeout_ = write;
-  if (read_registered_) {
-    read_registered_ = false;  // re-added below with the new timeout
-    update_read_event();
-  }
+  restart_read_timer();
   if (write_registered_) {
     add_write_event();
   }
@@ -83,7 +84,35 @@ void SocketTransport::close() {
   closed_ = true;
   event_del(read_ev_);
   event_del(write_ev_);
+  read_timer_.cancel();
   write_registered_ = false;
+}
+
+ssize_t SocketTransport::send_buffer(evbuffer* buf, int fd) {
+  evbuffer_iovec chunks[SEND_CHUNKS];
+  int n = evbuffer_peek(buf, -1, nullptr, chunks, SEND_CHUNKS);
+  if (n <= 0) {
+    return 0;
+  }
+  ssize_t sent;
+  if (n == 1) {
+    sent = ::send(fd, chunks[0].iov_base, chunks[0].iov_len, MSG_NOSIGNAL);
+  } else {
+    iovec iov[SEND_CHUNKS];
+    int count = std::min(n, SEND_CHUNKS);
+    for (int i = 0; i < count; ++i) {
+      iov[i].iov_base = chunks[i].iov_base;
+      iov[i].iov_len = chunks[i].iov_len;
+    }
+    msghdr msg{};
+    msg.msg_iov = iov;
+    msg.msg_iovlen = static_cast<size_t>(count);
+    sent = ::sendmsg(fd, &msg, MSG_NOSIGNAL);
+  }
+  if (sent > 0) {
+    evbuffer_drain(buf, static_cast<size_t>(sent));
+  }
+  return sent;
 }
 
 size_t SocketTransport::read_size(size_t total) const {
@@ -102,18 +131,22 @@ void SocketTransport::update_read_event() {
     return;
   }
   read_registered_ = want;
-  if (!want) {
-    event_del(read_ev_);
-    return;
-  }
-  if (read_timeout_.count() > 0) {
-    timeval tv = to_timeval(read_timeout_);
-    event_add(read_ev_, &tv);
-  } else {
+  if (want) {
     event_add(read_ev_, nullptr);
+  } else {
+    event_del(read_ev_);
   }
-  if (input_buffered()) {
+  restart_read_timer();
+  if (want && input_buffered()) {
     schedule_read();
+  }
+}
+
+void SocketTransport::restart_read_timer() {
+  if (read_registered_ && read_timeout_.count() > 0) {
+    read_timer_.arm(read_timeout_);
+  } else {
+    read_timer_.cancel();
   }
 }
 
@@ -130,13 +163,17 @@ void SocketTransport::schedule_write() {
 }
 
 void SocketTransport::add_write_event() {
-  write_registered_ = true;
   if (write_timeout_.count() > 0) {
     timeval tv = to_timeval(write_timeout_);
     event_add(write_ev_, &tv);
   } else {
+    if (write_registered_) {
+      // event_add without a timeout would keep the one the pending event has.
+      event_del(write_ev_);
+    }
     event_add(write_ev_, nullptr);
   }
+  write_registered_ = true;
 }
 
 void SocketTransport::on_input_changed(evbuffer*, const evbuffer_cb_info*, void* arg) {
@@ -150,15 +187,12 @@ void SocketTransport::on_output_changed(evbuffer*, const evbuffer_cb_info* info,
   }
 }
 
-void SocketTransport::on_read(evutil_socket_t, short what, void* arg) {
+void SocketTransport::on_read(evutil_socket_t, short, void* arg) {
   auto* self = static_cast<SocketTransport*>(arg);
   if (self->closed_) {
     return;
   }
-  if ((what & EV_TIMEOUT) != 0) {
-    self->handler_->on_closed(false, true, "timeout");
-    return;
-  }
+  self->restart_read_timer();
   self->read_available();
 }
 

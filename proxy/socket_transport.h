@@ -6,6 +6,7 @@
 #include <chrono>
 #include <string>
 
+#include "proxy/event_loop.h"
 #include "proxy/transport.h"
 
 namespace fd::proxy {
@@ -62,6 +63,10 @@ class SocketTransport : public Transport {
   // Ends a write pass that left unsent() at |before| or less: waits for room while
   // |socket_full|, and reports the drain once unsent() is at the low watermark.
   void finish_write(size_t before, bool socket_full);
+  // Sends from the front of |buf| what the socket takes and drains it; -1 with errno set when
+  // the socket takes nothing. send and sendmsg go to the socket without the VFS read/write
+  // layer (its file position lock and change notification) that write and writev pass.
+  static ssize_t send_buffer(evbuffer* buf, int fd);
 
   evbuffer* in_;
   evbuffer* out_;
@@ -70,6 +75,8 @@ class SocketTransport : public Transport {
  private:
   bool input_full() const { return max_input_ != 0 && evbuffer_get_length(in_) >= max_input_; }
   void add_write_event();
+  // Runs the read timeout from now while the read event is registered, else stops it.
+  void restart_read_timer();
   void size_first_read(size_t total);
   void finish_connect();
   static void on_input_changed(evbuffer*, const evbuffer_cb_info*, void* arg);
@@ -79,6 +86,9 @@ class SocketTransport : public Transport {
 
   event* read_ev_;
   event* write_ev_;
+  // The read timeout lives apart from read_ev_: a libevent event with a timeout re-adds it to
+  // the timer heap on every read, which a Timer avoids.
+  Timer read_timer_;
   size_t first_read_;
   size_t max_input_ = 0;
   size_t write_low_ = 0;

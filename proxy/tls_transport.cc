@@ -2,6 +2,7 @@
 #include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -55,7 +56,7 @@ class TlsTransport final : public SocketTransport {
     SSL_shutdown(ssl_);
     ERR_clear_error();
     if (evbuffer_get_length(sealed_) > 0) {
-      evbuffer_write(sealed_, fd_);
+      send_buffer(sealed_, fd_);
     }
   }
 
@@ -76,7 +77,7 @@ class TlsTransport final : public SocketTransport {
   // The BIO's two directions.
   int socket_read(BIO* bio, char* buf, size_t len, size_t* got) {
     BIO_clear_retry_flags(bio);
-    ssize_t n = ::read(fd_, buf, len);
+    ssize_t n = ::recv(fd_, buf, len, 0);
     if (n > 0) {
       *got = static_cast<size_t>(n);
       socket_drained_ = static_cast<size_t>(n) < len;
@@ -204,7 +205,7 @@ class TlsTransport final : public SocketTransport {
     size_t before = unsent();
     for (;;) {
       if (evbuffer_get_length(sealed_) > 0) {
-        int n = evbuffer_write(sealed_, fd_);
+        ssize_t n = send_buffer(sealed_, fd_);
         if (n < 0 && !would_block(errno)) {
           handler_->on_closed(false, false, std::string("write: ") + std::strerror(errno));
           return;
@@ -226,7 +227,7 @@ class TlsTransport final : public SocketTransport {
       if (!sealed) {
         return;
       }
-      ssize_t n = ::write(fd_, batch.data(), batch.size());
+      ssize_t n = ::send(fd_, batch.data(), batch.size(), MSG_NOSIGNAL);
       if (n < 0 && !would_block(errno)) {
         handler_->on_closed(false, false, std::string("write: ") + std::strerror(errno));
         return;

@@ -14,7 +14,7 @@
 namespace fd::proxy {
 namespace {
 
-// Plain TCP: readv into input(), writev from output(), both straight on the socket.
+// Plain TCP: reads into input(), sends from output(), both straight on the socket.
 class TcpTransport final : public SocketTransport {
  public:
   TcpTransport(EventLoop& loop, int fd, Handler* handler)
@@ -45,7 +45,7 @@ class TcpTransport final : public SocketTransport {
         iov[i].iov_len = std::min(vec[i].iov_len, room);
         room -= iov[i].iov_len;
       }
-      ssize_t got = ::readv(fd_, iov, n);
+      ssize_t got = n == 1 ? ::recv(fd_, iov[0].iov_base, iov[0].iov_len, 0) : ::readv(fd_, iov, n);
       if (got <= 0) {
         evbuffer_commit_space(in_, vec, 0);
         if (got == 0) {
@@ -72,7 +72,7 @@ class TcpTransport final : public SocketTransport {
   void write_pending() override {
     size_t before = evbuffer_get_length(out_);
     if (before > 0) {
-      int n = evbuffer_write(out_, fd_);
+      ssize_t n = send_buffer(out_, fd_);
       if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
         handler_->on_closed(false, false, std::string("write: ") + std::strerror(errno));
         return;

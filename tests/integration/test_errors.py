@@ -191,6 +191,33 @@ class ClientTimeoutsTest(harness.ProxyTestCase):
         self.assertTrue(data.startswith(b"HTTP/1.1 200 "), data[:200])
         self.assertGreater(elapsed, 6)
 
+    def test_slow_body_on_a_pooled_upstream_outlives_its_idle_timeout(self):
+        # The upstream connection was parked with a 1 s idle timeout. The next request takes it
+        # once 64 KiB of its body are in (BODY_BEFORE_CONNECT); the rest takes 2.5 s to come,
+        # and the idle timeout must not cut the connection meanwhile.
+        port = harness.free_port()
+        self.frontdoor(harness.tls_config(
+            port, self.certs, {"app": {"servers": [self.up.address], "idle_timeout": "1s"}},
+            workers=1, limits={"body_min_rate": "0B/s", "body_timeout": "0s"}))
+        connections = self.up.stats()["connections"]
+        with harness.tls_connect(port, ca=self.certs.ca, timeout=5) as s:
+            s.sendall(b"GET /first HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            status, _, body = harness.read_response(s, timeout=5 * SLOW)
+            self.assertEqual((status, body), (200, b"upstream to /first\n"))
+            s.sendall(b"POST /upload HTTP/1.1\r\nHost: localhost\r\nContent-Length: %d\r\n\r\n"
+                      % (65536 + 1000) + b"x" * 65536)
+            t0 = time.monotonic()
+            for _ in range(10):
+                time.sleep(0.25)
+                s.sendall(b"y" * 100)
+            status, _, body = harness.read_response(s, timeout=5 * SLOW)
+            elapsed = time.monotonic() - t0
+        self.assertEqual(status, 200, body)
+        self.assertEqual(json.loads(body)["body_len"], 65536 + 1000)
+        self.assertGreater(elapsed, 2.4)
+        # Both requests went over one upstream connection (the one more is /stats).
+        self.assertEqual(self.up.stats()["connections"], connections + 2)
+
     def test_header_count_and_requests_per_connection_limits(self):
         port = harness.free_port()
         self.frontdoor(harness.tls_config(port, self.certs, {"app": [self.up.address]},

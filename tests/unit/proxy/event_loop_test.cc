@@ -68,9 +68,8 @@ TEST(EventLoopTest, TlsTransportThatWroteInTheLastTurnIsReleased) {
     evbuffer_add_reference(server->input(), marker, sizeof marker, &mark_released, &released);
 
     SSL* client_ssl = SSL_new(tls.client.get());
-    bufferevent* client =
-        bufferevent_openssl_socket_new(loop->base(), fds[1], client_ssl,
-                                       BUFFEREVENT_SSL_CONNECTING, 0);
+    bufferevent* client = bufferevent_openssl_socket_new(loop->base(), fds[1], client_ssl,
+                                                         BUFFEREVENT_SSL_CONNECTING, 0);
     ASSERT_NE(client, nullptr);
     bufferevent_enable(client, EV_READ | EV_WRITE);
     Timer guard(*loop, [&] { loop->exit(); });
@@ -86,6 +85,61 @@ TEST(EventLoopTest, TlsTransportThatWroteInTheLastTurnIsReleased) {
     server.reset();
   }
   EXPECT_TRUE(released) << "the server transport's bufferevent was never finalized";
+}
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+// Runs |loop| until |limit| has passed.
+void run_for(EventLoop& loop, milliseconds limit) {
+  Timer stop(loop, [&loop] { loop.exit(); });
+  stop.arm(limit);
+  loop.run();
+}
+
+TEST(TimerTest, ArmingAgainLaterMovesTheExpiryLater) {
+  EventLoop loop;
+  int fired = 0;
+  Clock::time_point at;
+  Timer timer(loop, [&] {
+    ++fired;
+    at = Clock::now();
+  });
+  auto start = Clock::now();
+  timer.arm(milliseconds(30));
+  timer.arm(milliseconds(150));
+  run_for(loop, milliseconds(90));
+  EXPECT_EQ(fired, 0);
+  EXPECT_TRUE(timer.armed());
+  run_for(loop, milliseconds(300));
+  EXPECT_EQ(fired, 1);
+  EXPECT_FALSE(timer.armed());
+  // The clock behind the timer is coarse: a tick (4 ms at HZ=250) early is within its reach.
+  EXPECT_GE(at - start, milliseconds(140));
+}
+
+TEST(TimerTest, ArmingAgainSoonerMovesTheExpirySooner) {
+  EventLoop loop;
+  int fired = 0;
+  Timer timer(loop, [&] { ++fired; });
+  timer.arm(milliseconds(5000));
+  timer.arm(milliseconds(20));
+  run_for(loop, milliseconds(200));
+  EXPECT_EQ(fired, 1);
+}
+
+TEST(TimerTest, ACancelledTimerDoesNotFireAndCanBeArmedAgain) {
+  EventLoop loop;
+  int fired = 0;
+  Timer timer(loop, [&] { ++fired; });
+  timer.arm(milliseconds(20));
+  timer.cancel();
+  EXPECT_FALSE(timer.armed());
+  run_for(loop, milliseconds(100));
+  EXPECT_EQ(fired, 0);
+  timer.arm(milliseconds(20));
+  run_for(loop, milliseconds(100));
+  EXPECT_EQ(fired, 1);
 }
 
 }  // namespace

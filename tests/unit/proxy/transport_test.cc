@@ -117,6 +117,32 @@ TEST_F(TcpTransportTest, ReadTimeoutFiresWhenThePeerIsSilent) {
   EXPECT_EQ(rec.events, "t");
 }
 
+TEST_F(TcpTransportTest, ReadTimeoutRestartsWithEachRead) {
+  Recorder rec(loop_);
+  auto t = Transport::accept_tcp(loop_, fds_[0], &rec);
+  rec.transport = t.get();
+  t->set_timeouts(std::chrono::milliseconds(150), std::chrono::milliseconds(0));
+  // A byte every 60 ms for 300 ms, twice the timeout, and never 150 ms of silence.
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_EQ(::write(fds_[1], "x", 1), 1);
+    run_for(std::chrono::milliseconds(60));
+  }
+  EXPECT_EQ(rec.received, "xxxxx");
+  EXPECT_EQ(rec.events, "rrrrr");
+  run_for(std::chrono::seconds(5));
+  EXPECT_EQ(rec.events, "rrrrrt");
+}
+
+TEST_F(TcpTransportTest, SettingNoReadTimeoutClearsThePreviousOne) {
+  Recorder rec(loop_);
+  auto t = Transport::accept_tcp(loop_, fds_[0], &rec);
+  rec.transport = t.get();
+  t->set_timeouts(std::chrono::milliseconds(30), std::chrono::milliseconds(0));
+  t->set_timeouts(std::chrono::milliseconds(0), std::chrono::milliseconds(0));
+  run_for(std::chrono::milliseconds(150));
+  EXPECT_EQ(rec.events, "");
+}
+
 TEST_F(TcpTransportTest, ConnectReportsARefusedPortAndAConnectedOne) {
   // A port that was listening and is closed again refuses.
   int probe = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -129,8 +155,7 @@ TEST_F(TcpTransportTest, ConnectReportsARefusedPortAndAConnectedOne) {
   ::close(probe);
 
   Recorder refused(loop_);
-  auto r = Transport::connect_tcp(loop_, reinterpret_cast<sockaddr*>(&addr), sizeof addr,
-                                  &refused);
+  auto r = Transport::connect_tcp(loop_, reinterpret_cast<sockaddr*>(&addr), sizeof addr, &refused);
   if (r) {
     refused.transport = r->get();
     run_for(std::chrono::seconds(5));
