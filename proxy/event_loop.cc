@@ -126,7 +126,9 @@ Timer::~Timer() {
 
 void Timer::arm(std::chrono::milliseconds after) {
   int64_t now = coarse_now_ms();
-  due_ = now + std::max<int64_t>(after.count(), 0);
+  // Clamped so that the sum cannot overflow, whatever duration a config holds.
+  constexpr int64_t LIMIT = int64_t{1} << 52;
+  due_ = now + std::clamp<int64_t>(after.count(), 0, LIMIT);
   if (wakes_ == 0 || wakes_ > due_) {
     wake_at(due_, now);
   }

@@ -142,5 +142,15 @@ TEST(TimerTest, ACancelledTimerDoesNotFireAndCanBeArmedAgain) {
   EXPECT_EQ(fired, 1);
 }
 
+TEST(TimerTest, TheLongestDurationNeverFires) {
+  EventLoop loop;
+  int fired = 0;
+  Timer timer(loop, [&] { ++fired; });
+  timer.arm(milliseconds::max());
+  run_for(loop, milliseconds(50));
+  EXPECT_EQ(fired, 0);
+  EXPECT_TRUE(timer.armed());
+}
+
 }  // namespace
 }  // namespace fd::proxy
