@@ -5,6 +5,7 @@
 #include <string_view>
 
 #include "common/log.h"
+#include "proxy/access_log_batch.h"
 
 namespace fd::proxy {
 namespace {
@@ -110,7 +111,11 @@ void format_access_line(const AccessRecord& r, std::string* out) {
 void write_access_line(const AccessRecord& r) {
   thread_local std::string line;
   format_access_line(r, &line);
-  log::write_raw(line);
+  if (AccessLogBatch* batch = AccessLogBatch::current()) {
+    batch->add(line);
+  } else {
+    log::write_raw(line);
+  }
 }
 
 }  // namespace fd::proxy

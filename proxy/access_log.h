@@ -25,7 +25,7 @@ struct AccessRecord {
 // |r| as one JSON line {"ts","level":"info","msg":"access",...}, newline included.
 void format_access_line(const AccessRecord& r, std::string* out);
 
-// Writes that line to stdout. Any thread.
+// Writes that line to stdout, through the thread's AccessLogBatch if it has one. Any thread.
 void write_access_line(const AccessRecord& r);
 
 }  // namespace fd::proxy

@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "common/log.h"
+#include "proxy/access_log_batch.h"
 #include "proxy/downstream_connection.h"
 
 namespace fd::proxy {
@@ -150,6 +151,8 @@ void Worker::run() {
   pthread_setname_np(pthread_self(), name.c_str());
   WorkerConfig initial = std::move(initial_);
   initial_.sockets.clear();
+  // Declared before anything that logs requests below, so it writes their lines last.
+  AccessLogBatch access_lines(loop_);
   apply(std::move(initial), false);
   loop_.run();
   cut_ = conns_.size();
