@@ -11,9 +11,9 @@
 namespace fd::proxy {
 
 // A loop thread's access lines, held and written together at the end of the loop turn that
-// made them: one write(2) per turn instead of one per request, which was about a tenth of an
-// HTTP/2 request's CPU. Each write holds whole lines and at most PIPE_BUF bytes, the most a
-// pipe (docker's log driver) takes atomically, so lines from several workers never interleave.
+// made them: one write(2) per turn instead of one per request (2-5% of an HTTP/2 request's CPU,
+// more when stdout is a pipe). Each write holds whole lines and at most PIPE_BUF bytes, the most
+// a pipe (docker's log driver) takes atomically, so lines from several workers never interleave.
 //
 // Made on the loop thread; while it lives, write_access_line on that thread goes through it.
 // A line is held for one loop turn at most; destruction writes what is left.
