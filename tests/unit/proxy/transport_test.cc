@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <string>
+#include <vector>
 
 #include "proxy/event_loop.h"
 
@@ -84,6 +85,34 @@ TEST_F(TcpTransportTest, WritesWhatTheOwnerQueuedAndReportsTheDrain) {
   ASSERT_EQ(::read(fds_[1], buf, sizeof buf), 9);
   EXPECT_EQ(std::string(buf, 9), "head body");
   EXPECT_EQ(rec.events, "d");
+  EXPECT_EQ(evbuffer_get_length(t->output()), 0u);
+}
+
+TEST_F(TcpTransportTest, SendsOutputOfMoreChunksThanOneSendTakesInOrder) {
+  Recorder rec(loop_);
+  auto t = Transport::accept_tcp(loop_, fds_[0], &rec);
+  rec.transport = t.get();
+  // Each reference is a chunk of its own: 300 of them are more than one sendmsg passes (128).
+  std::vector<std::string> pieces;
+  std::string expected;
+  for (int i = 0; i < 300; ++i) {
+    pieces.push_back("<" + std::to_string(i) + ">");
+    expected += pieces.back();
+  }
+  for (const auto& p : pieces) {
+    evbuffer_add_reference(t->output(), p.data(), p.size(), nullptr, nullptr);
+  }
+  ASSERT_GT(evbuffer_peek(t->output(), -1, nullptr, nullptr, 0), 128);
+  std::string got;
+  char buf[4096];
+  for (int i = 0; i < 50 && got.size() < expected.size(); ++i) {
+    run_for(std::chrono::milliseconds(10));
+    ssize_t n;
+    while ((n = ::recv(fds_[1], buf, sizeof buf, MSG_DONTWAIT)) > 0) {
+      got.append(buf, static_cast<size_t>(n));
+    }
+  }
+  EXPECT_EQ(got, expected);
   EXPECT_EQ(evbuffer_get_length(t->output()), 0u);
 }
 
