@@ -150,11 +150,12 @@ TEST_F(TcpTransportTest, ReadTimeoutRestartsWithEachRead) {
   Recorder rec(loop_);
   auto t = Transport::accept_tcp(loop_, fds_[0], &rec);
   rec.transport = t.get();
-  t->set_timeouts(std::chrono::milliseconds(150), std::chrono::milliseconds(0));
-  // A byte every 60 ms for 300 ms, twice the timeout, and never 150 ms of silence.
+  t->set_timeouts(std::chrono::milliseconds(400), std::chrono::milliseconds(0));
+  // A byte every 100 ms for 500 ms, more than the timeout, and never 400 ms of silence (wide
+  // margins: a loaded CI machine may run a turn late by tens of milliseconds).
   for (int i = 0; i < 5; ++i) {
     ASSERT_EQ(::write(fds_[1], "x", 1), 1);
-    run_for(std::chrono::milliseconds(60));
+    run_for(std::chrono::milliseconds(100));
   }
   EXPECT_EQ(rec.received, "xxxxx");
   EXPECT_EQ(rec.events, "rrrrr");
