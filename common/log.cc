@@ -77,20 +77,21 @@ std::string timestamp_now() {
   return out;
 }
 
-void write_raw(std::string_view line) {
-  const char* p = line.data();
-  size_t left = line.size();
-  while (left > 0) {
-    ssize_t n = ::write(STDOUT_FILENO, p, left);
+void write_all(int fd, std::string_view bytes) {
+  while (!bytes.empty()) {
+    ssize_t n = ::write(fd, bytes.data(), bytes.size());
     if (n < 0) {
       if (errno == EINTR) {
         continue;
       }
       return;
     }
-    p += n;
-    left -= static_cast<size_t>(n);
+    bytes.remove_prefix(static_cast<size_t>(n));
   }
+}
+
+void write_raw(std::string_view line) {
+  write_all(STDOUT_FILENO, line);
 }
 
 void write(Level level, std::string_view msg, nlohmann::json fields) {

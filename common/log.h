@@ -37,6 +37,10 @@ inline void error(std::string_view msg, nlohmann::json fields = nullptr) {
   write(Level::error, msg, std::move(fields));
 }
 
+// Writes all of |bytes| to |fd|, retrying on EINTR and after short writes; gives up on any other
+// error (a log line has nowhere else to go).
+void write_all(int fd, std::string_view bytes);
+
 // Writes |line| (which must end with '\n') to stdout in one write(2). Used by the access log,
 // which formats its own line.
 void write_raw(std::string_view line);

@@ -1,7 +1,8 @@
 #include "proxy/access_log_batch.h"
 
-#include <cerrno>
 #include <climits>
+
+#include "common/log.h"
 
 namespace fd::proxy {
 namespace {
@@ -33,7 +34,7 @@ void AccessLogBatch::add(std::string_view line) {
     flush();
   }
   if (line.size() > PIPE_BUF) {
-    write_all(line);
+    log::write_all(fd_, line);
     return;
   }
   if (held_.empty()) {
@@ -44,26 +45,13 @@ void AccessLogBatch::add(std::string_view line) {
 
 void AccessLogBatch::flush() {
   if (!held_.empty()) {
-    write_all(held_);
+    log::write_all(fd_, held_);
     held_.clear();
   }
 }
 
 void AccessLogBatch::on_flush(evutil_socket_t, short, void* arg) {
   static_cast<AccessLogBatch*>(arg)->flush();
-}
-
-void AccessLogBatch::write_all(std::string_view bytes) {
-  while (!bytes.empty()) {
-    ssize_t n = ::write(fd_, bytes.data(), bytes.size());
-    if (n < 0) {
-      if (errno == EINTR) {
-        continue;
-      }
-      return;
-    }
-    bytes.remove_prefix(static_cast<size_t>(n));
-  }
 }
 
 }  // namespace fd::proxy

@@ -33,7 +33,6 @@ class AccessLogBatch {
 
  private:
   static void on_flush(evutil_socket_t, short, void* arg);
-  void write_all(std::string_view bytes);
 
   int fd_;
   event* flush_ev_;
