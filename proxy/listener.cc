@@ -2,6 +2,7 @@
 
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -13,6 +14,8 @@ namespace fd::proxy {
 namespace {
 
 constexpr int LISTEN_BACKLOG = 4096;
+// Seconds the kernel holds a connection that has sent nothing before handing it over anyway.
+constexpr int DEFER_ACCEPT_SECONDS = 1;
 
 }  // namespace
 
@@ -41,6 +44,11 @@ Result<int> open_listen_socket(const config::HostPort& endpoint, const std::stri
     // One socket per worker on the same address: the kernel spreads connections between them.
     setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
   }
+  // Every client of ours speaks first (a TLS ClientHello, an HTTP request), so a connection is
+  // handed to a worker with its first bytes: one wakeup for both the handshake's last ACK and
+  // the data, where they would often take two. A silent client waits in the kernel, without a
+  // socket or TLS state here, and then meets header_timeout like any other.
+  setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &DEFER_ACCEPT_SECONDS, sizeof DEFER_ACCEPT_SECONDS);
   if (res->ai_family == AF_INET6) {
     // "[::]:443" and "0.0.0.0:443" may both be listed: keep the families apart.
     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);

@@ -129,6 +129,29 @@ class ClientTimeoutsTest(harness.ProxyTestCase):
         self.assertGreater(elapsed, 0.5, "closed before header_timeout")
         self.assertTrue(data == b"" or data.startswith(b"HTTP/1.1 408"), data)
 
+    def test_a_silent_connection_waits_in_the_kernel_until_it_speaks(self):
+        port, _, admin = self.frontdoor_with_admin(
+            {"app": [self.up.address]}, limits={"header_timeout": "1s", "idle_timeout": "60s"})
+        ctx = harness.client_context(self.certs.ca, ["http/1.1"])
+        # Not scaled by SLOW: the kernel hands a silent connection over after about a second.
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+            time.sleep(0.3)
+            self.assertEqual(admin.status()["connections_active"], 0,
+                             "a connection that sent nothing was accepted")
+            with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+                self.assertEqual(admin.status()["connections_active"], 1)
+                s.sendall(b"GET /spoke HTTP/1.1\r\nHost: localhost\r\n\r\n")
+                status, _, _ = harness.read_response(s, timeout=5 * SLOW)
+                self.assertEqual(status, 200)
+        # Held, not kept: one that never speaks reaches frontdoor and dies by header_timeout.
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+            t0 = time.monotonic()
+            data, closed = harness.read_until_close(raw, timeout=10 * SLOW)
+            elapsed = time.monotonic() - t0
+        self.assertTrue(closed, "a silent connection still open after %.1fs" % elapsed)
+        self.assertEqual(data, b"")
+        self.assertGreater(elapsed, 0.9, "closed before its header_timeout")
+
     def slow_body(self, limits, chunk, interval, total=1 << 20, timeout=20):
         """POSTs a body of |total| bytes, |chunk| bytes every |interval| s, until frontdoor
         answers or closes: (response bytes, seconds from the head to the answer)."""
