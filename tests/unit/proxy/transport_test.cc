@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -55,14 +56,20 @@ class TcpTransportTest : public ::testing::Test {
     loop_.run();
   }
 
+  // A transport on our end of the pair that reports to |rec|.
+  std::unique_ptr<Transport> accept(Recorder& rec) {
+    auto t = Transport::accept_tcp(loop_, fds_[0], &rec);
+    rec.transport = t.get();
+    return t;
+  }
+
   EventLoop loop_;
   int fds_[2];
 };
 
 TEST_F(TcpTransportTest, DeliversBytesThenTheEndOfTheStream) {
   Recorder rec(loop_);
-  auto t = Transport::accept_tcp(loop_, fds_[0], &rec);
-  rec.transport = t.get();
+  auto t = accept(rec);
   ASSERT_EQ(::write(fds_[1], "hello", 5), 5);
   ::shutdown(fds_[1], SHUT_WR);
   run_for(std::chrono::seconds(5));
@@ -73,8 +80,7 @@ TEST_F(TcpTransportTest, DeliversBytesThenTheEndOfTheStream) {
 
 TEST_F(TcpTransportTest, WritesWhatTheOwnerQueuedAndReportsTheDrain) {
   Recorder rec(loop_);
-  auto t = Transport::accept_tcp(loop_, fds_[0], &rec);
-  rec.transport = t.get();
+  auto t = accept(rec);
   // Two pieces queued in one callback leave in one write, after which on_drained fires once.
   evbuffer_add(t->output(), "head ", 5);
   evbuffer_add(t->output(), "body", 4);
@@ -90,8 +96,7 @@ TEST_F(TcpTransportTest, WritesWhatTheOwnerQueuedAndReportsTheDrain) {
 
 TEST_F(TcpTransportTest, SendsOutputOfMoreChunksThanOneSendTakesInOrder) {
   Recorder rec(loop_);
-  auto t = Transport::accept_tcp(loop_, fds_[0], &rec);
-  rec.transport = t.get();
+  auto t = accept(rec);
   // Each reference is a chunk of its own: 300 of them are more than one sendmsg passes (128).
   std::vector<std::string> pieces;
   std::string expected;
@@ -139,8 +144,7 @@ TEST_F(TcpTransportTest, StopsReadingAtTheInputWatermarkAndResumesWhenDrained) {
 
 TEST_F(TcpTransportTest, ReadTimeoutFiresWhenThePeerIsSilent) {
   Recorder rec(loop_);
-  auto t = Transport::accept_tcp(loop_, fds_[0], &rec);
-  rec.transport = t.get();
+  auto t = accept(rec);
   t->set_timeouts(std::chrono::milliseconds(30), std::chrono::milliseconds(0));
   run_for(std::chrono::seconds(5));
   EXPECT_EQ(rec.events, "t");
@@ -148,8 +152,7 @@ TEST_F(TcpTransportTest, ReadTimeoutFiresWhenThePeerIsSilent) {
 
 TEST_F(TcpTransportTest, ReadTimeoutRestartsWithEachRead) {
   Recorder rec(loop_);
-  auto t = Transport::accept_tcp(loop_, fds_[0], &rec);
-  rec.transport = t.get();
+  auto t = accept(rec);
   t->set_timeouts(std::chrono::milliseconds(400), std::chrono::milliseconds(0));
   // A byte every 100 ms for 500 ms, more than the timeout, and never 400 ms of silence (wide
   // margins: a loaded CI machine may run a turn late by tens of milliseconds).
@@ -165,8 +168,7 @@ TEST_F(TcpTransportTest, ReadTimeoutRestartsWithEachRead) {
 
 TEST_F(TcpTransportTest, SettingNoReadTimeoutClearsThePreviousOne) {
   Recorder rec(loop_);
-  auto t = Transport::accept_tcp(loop_, fds_[0], &rec);
-  rec.transport = t.get();
+  auto t = accept(rec);
   t->set_timeouts(std::chrono::milliseconds(30), std::chrono::milliseconds(0));
   t->set_timeouts(std::chrono::milliseconds(0), std::chrono::milliseconds(0));
   run_for(std::chrono::milliseconds(150));
