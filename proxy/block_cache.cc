@@ -1,5 +1,6 @@
 #include "proxy/block_cache.h"
 
+#include <event2/event.h>
 #include <sanitizer/asan_interface.h>
 
 #include <cstdint>
@@ -65,7 +66,8 @@ Header* from_malloc(size_t usable) {
   return h;
 }
 
-void* nghttp2_malloc(size_t size, void*) {
+// C libraries expect nullptr, not an exception, when memory runs out.
+void* try_allocate(size_t size) {
   try {
     return allocate(size);
   } catch (const std::bad_alloc&) {
@@ -73,24 +75,9 @@ void* nghttp2_malloc(size_t size, void*) {
   }
 }
 
-void nghttp2_free(void* p, void*) {
-  release(p);
-}
-
-void* nghttp2_calloc(size_t n, size_t size, void*) {
-  if (size != 0 && n > SIZE_MAX / size) {
-    return nullptr;
-  }
-  void* p = nghttp2_malloc(n * size, nullptr);
-  if (p != nullptr) {
-    std::memset(p, 0, n * size);
-  }
-  return p;
-}
-
-void* nghttp2_realloc(void* p, size_t size, void*) {
+void* reallocate(void* p, size_t size) {
   if (p == nullptr) {
-    return nghttp2_malloc(size, nullptr);
+    return try_allocate(size);
   }
   Header* h = header_of(p);
   size_t have = capacity(h);
@@ -105,12 +92,35 @@ void* nghttp2_realloc(void* p, size_t size, void*) {
     grown->size = size;
     return grown + 1;
   }
-  void* moved = nghttp2_malloc(size, nullptr);
+  void* moved = try_allocate(size);
   if (moved != nullptr) {
     std::memcpy(moved, p, have);
     release(p);
   }
   return moved;
+}
+
+void* nghttp2_malloc(size_t size, void*) {
+  return try_allocate(size);
+}
+
+void nghttp2_free(void* p, void*) {
+  release(p);
+}
+
+void* nghttp2_calloc(size_t n, size_t size, void*) {
+  if (size != 0 && n > SIZE_MAX / size) {
+    return nullptr;
+  }
+  void* p = try_allocate(n * size);
+  if (p != nullptr) {
+    std::memset(p, 0, n * size);
+  }
+  return p;
+}
+
+void* nghttp2_realloc(void* p, size_t size, void*) {
+  return reallocate(p, size);
 }
 
 nghttp2_mem allocator = {nullptr, &nghttp2_malloc, &nghttp2_free, &nghttp2_calloc,
@@ -167,6 +177,10 @@ size_t cached_blocks() {
 
 nghttp2_mem* nghttp2_allocator() {
   return &allocator;
+}
+
+void serve_libevent() {
+  event_set_mem_functions(&try_allocate, &reallocate, &release);
 }
 
 }  // namespace fd::proxy::block_cache

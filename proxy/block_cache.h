@@ -7,7 +7,8 @@
 namespace fd::proxy {
 
 // Per-thread caches of freed memory blocks by size class, for what is made and destroyed once
-// per request or more: HTTP/2 streams, exchanges and nghttp2's own per-stream state. With
+// per request or more: HTTP/2 streams, exchanges, nghttp2's per-stream state and libevent's
+// buffer chains. With
 // hundreds of requests in flight, glibc's per-thread cache (7 blocks per size) runs dry and
 // its bins split and merge chunks on every call; popping a block off a list does not.
 //
@@ -29,6 +30,11 @@ size_t cached_blocks();
 
 // nghttp2's allocator over these caches, for nghttp2_session_server_new3.
 nghttp2_mem* nghttp2_allocator();
+
+// Makes libevent allocate through these caches: evbuffer chains come and go with every
+// message. Call before any other libevent call, so that no block made by malloc reaches
+// release().
+void serve_libevent();
 
 }  // namespace block_cache
 

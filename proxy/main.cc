@@ -17,6 +17,7 @@
 #include "config/load.h"
 #include "config/units.h"
 #include "config/validate.h"
+#include "proxy/block_cache.h"
 #include "proxy/cli.h"
 #include "proxy/health_command.h"
 #include "proxy/server.h"
@@ -109,6 +110,7 @@ std::optional<Config> quick_config(const fd::proxy::CommandLine& cl) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  fd::proxy::block_cache::serve_libevent();
   std::vector<std::string> args(argv + 1, argv + argc);
   std::optional<std::string> env_config;
   if (const char* env = std::getenv("FRONTDOOR_CONFIG")) {

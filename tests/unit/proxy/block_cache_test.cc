@@ -1,8 +1,10 @@
 #include "proxy/block_cache.h"
 
+#include <event2/buffer.h>
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <thread>
 #include <vector>
@@ -112,6 +114,22 @@ TEST(BlockCache, Nghttp2ReallocKeepsTheBytes) {
     mem->free(z, mem->mem_user_data);
     EXPECT_EQ(mem->calloc(SIZE_MAX / 2, 4, mem->mem_user_data), nullptr);
   });
+}
+
+// Switching libevent to the cache is safe only before libevent allocates anything, so this
+// runs in a process of its own (the threadsafe style starts the test binary afresh).
+TEST(BlockCacheDeathTest, LibeventBuffersComeAndGoThroughTheCache) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(
+      {
+        block_cache::serve_libevent();
+        evbuffer* buf = evbuffer_new();
+        evbuffer_add(buf, "0123456789", 10);
+        size_t before = block_cache::cached_blocks();
+        evbuffer_free(buf);  // the buffer and its chain
+        std::exit(block_cache::cached_blocks() >= before + 2 ? 0 : 1);
+      },
+      testing::ExitedWithCode(0), "");
 }
 
 // GCC names AddressSanitizer with a macro, clang with a feature test.
