@@ -47,7 +47,32 @@ void append_forwarded_host(std::string* out, std::string_view host) {
 
 }  // namespace
 
-bool is_hop_by_hop(std::string_view name, const std::vector<Header>& headers) {
+HopByHop::HopByHop(const std::vector<Header>& headers) : headers_(headers) {
+  for (const auto& h : headers) {
+    if (!iequals(h.name, "connection")) {
+      continue;
+    }
+    std::string_view list = h.value;
+    while (!list.empty()) {
+      size_t comma = list.find(',');
+      std::string_view token = trim_ows(list.substr(0, comma));
+      list.remove_prefix(comma == std::string_view::npos ? list.size() : comma + 1);
+      // A Connection header may not take away the fields that frame or address the message
+      // (RFC 9110 §7.6.1 forbids naming them): "Connection: content-length" would otherwise
+      // send a body upstream without its length, to be read there as the next request.
+      if (token.empty() || iequals(token, "content-length") || iequals(token, "host")) {
+        continue;
+      }
+      if (named_count_ == MAX_NAMED) {
+        too_many_named_ = true;
+        return;
+      }
+      named_[named_count_++] = token;
+    }
+  }
+}
+
+bool HopByHop::contains(std::string_view name) const {
   for (auto h : HOP_BY_HOP) {
     if (iequals(name, h)) {
       return true;
@@ -56,12 +81,20 @@ bool is_hop_by_hop(std::string_view name, const std::vector<Header>& headers) {
   if (starts_with_ci(name, "proxy-")) {
     return true;
   }
-  for (const auto& h : headers) {
-    if (iequals(h.name, "connection") && has_token(h.value, name)) {
-      // A Connection header may not take away the fields that frame or address the message
-      // (RFC 9110 §7.6.1 forbids naming them): "Connection: content-length" would otherwise
-      // send a body upstream without its length, to be read there as the next request.
-      return !iequals(name, "content-length") && !iequals(name, "host");
+  if (too_many_named_) {
+    if (iequals(name, "content-length") || iequals(name, "host")) {
+      return false;
+    }
+    for (const auto& h : headers_) {
+      if (iequals(h.name, "connection") && has_token(h.value, name)) {
+        return true;
+      }
+    }
+    return false;
+  }
+  for (size_t i = 0; i < named_count_; ++i) {
+    if (iequals(name, named_[i])) {
+      return true;
     }
   }
   return false;
@@ -114,8 +147,9 @@ void build_upstream_request(const RequestHead& req, const ForwardContext& ctx, s
   const std::string* host = req.find("host");
   std::string xff;
   std::string forwarded;
+  HopByHop hop_by_hop(req.headers);
   for (const auto& h : req.headers) {
-    if (is_hop_by_hop(h.name, req.headers)) {
+    if (hop_by_hop.contains(h.name)) {
       continue;
     }
     if (iequals(h.name, "x-forwarded-for")) {
@@ -193,8 +227,9 @@ std::string build_upgrade_response(const ResponseHead& resp) {
   out.append("HTTP/1.1 101 ");
   out.append(resp.reason.empty() ? std::string_view("Switching Protocols") : resp.reason);
   out.append("\r\n");
+  HopByHop hop_by_hop(resp.headers);
   for (const auto& h : resp.headers) {
-    if (!is_hop_by_hop(h.name, resp.headers)) {
+    if (!hop_by_hop.contains(h.name)) {
       append_header(&out, h.name, h.value);
     }
   }
@@ -224,8 +259,9 @@ std::string build_downstream_response(const ResponseHead& resp, BodyFraming fram
   out.append(resp.reason);
   out.append("\r\n");
   bool keep_length = framing == BodyFraming::content_length || framing == BodyFraming::none;
+  HopByHop hop_by_hop(resp.headers);
   for (const auto& h : resp.headers) {
-    if (is_hop_by_hop(h.name, resp.headers)) {
+    if (hop_by_hop.contains(h.name)) {
       continue;
     }
     if (!keep_length && iequals(h.name, "content-length")) {

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -43,11 +44,26 @@ void build_upstream_request(const RequestHead& req, const ForwardContext& ctx, s
 // case-insensitive.
 bool is_websocket_upgrade(const RequestHead& req);
 
-// True for a header that describes one hop only (Connection, Keep-Alive, TE, Trailer,
-// Transfer-Encoding, Upgrade, Proxy-*), or that a Connection header among |headers| names,
-// except Content-Length and Host, which no Connection header can make hop-by-hop.
-// These are the connection-specific fields HTTP/2 forbids too (RFC 9113 §8.2.2).
-bool is_hop_by_hop(std::string_view name, const std::vector<Header>& headers);
+// The headers of one message that describe one hop only: Connection, Keep-Alive, TE, Trailer,
+// Transfer-Encoding, Upgrade, Proxy-*, and those the message's Connection headers name, except
+// Content-Length and Host, which no Connection header can make hop-by-hop. These are the
+// connection-specific fields HTTP/2 forbids too (RFC 9113 §8.2.2).
+//
+// Made once per message, so that the Connection values are read once rather than once for
+// every header. It refers to |headers|, which must outlive it.
+class HopByHop {
+ public:
+  explicit HopByHop(const std::vector<Header>& headers);
+  bool contains(std::string_view name) const;
+
+ private:
+  static constexpr size_t MAX_NAMED = 8;
+
+  const std::vector<Header>& headers_;
+  std::array<std::string_view, MAX_NAMED> named_;
+  size_t named_count_ = 0;
+  bool too_many_named_ = false;  // then each name is looked up in the Connection values
+};
 
 // Serializes the upstream's 101 |resp| for the client: hop-by-hop headers removed, then
 // Connection: Upgrade and the upstream's Upgrade value (or "websocket") added back. The bytes

@@ -16,10 +16,6 @@ namespace {
 // pull that leaves fewer tells it to resume. Matches the Exchange's own watermark.
 constexpr size_t RESPONSE_LOW_WATERMARK = 256 * 1024;
 
-bool dropped_response_header(std::string_view name, const ResponseHead& head) {
-  return name.empty() || name.front() == ':' || is_hop_by_hop(name, head.headers);
-}
-
 nghttp2_nv make_nv(std::string_view name, std::string_view value) {
   return {reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
           reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(), value.size(),
@@ -210,13 +206,14 @@ void Http2Stream::send_head(const ResponseHead& head) {
   auto [end, ec] = std::to_chars(status, status + sizeof status, head.status);
   nva.push_back(make_nv(":status", std::string_view(status, static_cast<size_t>(end - status))));
   BodyFraming framing = response_framing(head, head_request_, false);
+  HopByHop hop_by_hop(head.headers);
   for (const auto& h : head.headers) {
     size_t at = names.size();
     for (char c : h.name) {
       names.push_back(c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c);
     }
     std::string_view name(names.data() + at, h.name.size());
-    if (dropped_response_header(name, head) ||
+    if (name.empty() || name.front() == ':' || hop_by_hop.contains(name) ||
         (name == "content-length" && framing == BodyFraming::chunked)) {
       names.resize(at);
       continue;

@@ -12,7 +12,9 @@ const std::string* find_header(const std::vector<Header>& headers, std::string_v
   return nullptr;
 }
 
-std::string_view trim(std::string_view s) {
+}  // namespace
+
+std::string_view trim_ows(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) {
     s.remove_prefix(1);
   }
@@ -21,8 +23,6 @@ std::string_view trim(std::string_view s) {
   }
   return s;
 }
-
-}  // namespace
 
 const char* reason_phrase(int status) {
   switch (status) {
@@ -56,7 +56,7 @@ const char* reason_phrase(int status) {
 bool has_token(std::string_view list, std::string_view token) {
   while (!list.empty()) {
     size_t comma = list.find(',');
-    std::string_view item = trim(list.substr(0, comma));
+    std::string_view item = trim_ows(list.substr(0, comma));
     if (iequals(item, token)) {
       return true;
     }

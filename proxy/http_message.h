@@ -33,6 +33,9 @@ inline bool iequals(std::string_view a, std::string_view b) {
   return true;
 }
 
+// |s| without the spaces and tabs (HTTP's optional whitespace) at either end.
+std::string_view trim_ows(std::string_view s);
+
 // True if the comma-separated token list |list| (a Connection header value) contains |token|.
 bool has_token(std::string_view list, std::string_view token);
 

@@ -148,6 +148,48 @@ TEST(HeaderRewrite, ConnectionCannotStripContentLengthOrHost) {
             "HTTP/1.1 200 \r\nContent-Length: 5\r\n\r\n");
 }
 
+TEST(HopByHop, FixedNamesAndProxyPrefixInAnyCase) {
+  std::vector<Header> none;
+  HopByHop hop(none);
+  for (const char* name : {"Connection", "keep-alive", "TE", "Trailer", "transfer-encoding",
+                           "UPGRADE", "Proxy-Connection", "proxy-authorization"}) {
+    EXPECT_TRUE(hop.contains(name)) << name;
+  }
+  for (const char* name : {"Host", "Content-Length", "X-Proxy", "Tee", "Accept"}) {
+    EXPECT_FALSE(hop.contains(name)) << name;
+  }
+}
+
+TEST(HopByHop, NamesFromEveryConnectionHeaderExceptFramingAndHost) {
+  std::vector<Header> headers = {{"Connection", " X-A ,\tx-b,, "},
+                                 {"X-A", "1"},
+                                 {"connection", "X-C, Content-Length, HOST"},
+                                 {"X-D", "2"}};
+  HopByHop hop(headers);
+  EXPECT_TRUE(hop.contains("x-a"));
+  EXPECT_TRUE(hop.contains("X-B"));
+  EXPECT_TRUE(hop.contains("x-c"));
+  EXPECT_FALSE(hop.contains("X-D"));
+  EXPECT_FALSE(hop.contains(""));
+  EXPECT_FALSE(hop.contains("content-length"));
+  EXPECT_FALSE(hop.contains("Host"));
+}
+
+TEST(HopByHop, ManyNamedHeadersAreAllFound) {
+  std::string list = "content-length";
+  for (int i = 0; i < 20; ++i) {
+    list += ", X-" + std::to_string(i);
+  }
+  std::vector<Header> headers = {{"Connection", list}, {"Connection", "x-last"}};
+  HopByHop hop(headers);
+  for (int i = 0; i < 20; ++i) {
+    EXPECT_TRUE(hop.contains("x-" + std::to_string(i))) << i;
+  }
+  EXPECT_TRUE(hop.contains("X-Last"));
+  EXPECT_FALSE(hop.contains("X-20"));
+  EXPECT_FALSE(hop.contains("Content-Length"));
+}
+
 TEST(HeaderRewrite, DownstreamResponseStripsHopByHopAndSetsFraming) {
   ResponseHead r;
   r.status = 200;
