@@ -1,7 +1,5 @@
 #include "proxy/block_cache.h"
 
-#include <event2/event.h>
-#include <openssl/crypto.h>
 #include <sanitizer/asan_interface.h>
 
 #include <cstdint>
@@ -12,26 +10,9 @@
 namespace fd::proxy::block_cache {
 namespace {
 
-// Small classes step by 64 bytes up to SMALL_MAX, large ones by 4 KiB up to MAX_BLOCK.
-constexpr size_t SMALL_GRANULE = 64;
-constexpr size_t SMALL_MAX = 2048;
-constexpr size_t LARGE_GRANULE = 4096;
-constexpr size_t SMALL_CLASSES = SMALL_MAX / SMALL_GRANULE;
-constexpr size_t CLASSES = SMALL_CLASSES + MAX_BLOCK / LARGE_GRANULE;
+constexpr size_t GRANULE = 64;
+constexpr size_t CLASSES = MAX_BLOCK / GRANULE;
 constexpr uint32_t UNCACHED = UINT32_MAX;
-static_assert(MAX_BLOCK % LARGE_GRANULE == 0);
-
-size_t class_of(size_t size) {
-  if (size <= SMALL_MAX) {
-    return size == 0 ? 0 : (size - 1) / SMALL_GRANULE;
-  }
-  return SMALL_CLASSES + (size - 1) / LARGE_GRANULE;
-}
-
-size_t class_capacity(size_t cls) {
-  return cls < SMALL_CLASSES ? (cls + 1) * SMALL_GRANULE
-                             : (cls - SMALL_CLASSES + 1) * LARGE_GRANULE;
-}
 
 // In front of every block. The list link lives here rather than in the block, so that a
 // cached block stays poisoned whole under AddressSanitizer.
@@ -44,7 +25,7 @@ struct alignas(std::max_align_t) Header {
 };
 
 size_t capacity(const Header* h) {
-  return h->cls == UNCACHED ? h->size : class_capacity(h->cls);
+  return h->cls == UNCACHED ? h->size : (h->cls + 1) * GRANULE;
 }
 
 Header* header_of(void* p) {
@@ -84,8 +65,7 @@ Header* from_malloc(size_t usable) {
   return h;
 }
 
-// C libraries expect nullptr, not an exception, when memory runs out.
-void* try_allocate(size_t size) {
+void* nghttp2_malloc(size_t size, void*) {
   try {
     return allocate(size);
   } catch (const std::bad_alloc&) {
@@ -93,9 +73,24 @@ void* try_allocate(size_t size) {
   }
 }
 
-void* reallocate(void* p, size_t size) {
+void nghttp2_free(void* p, void*) {
+  release(p);
+}
+
+void* nghttp2_calloc(size_t n, size_t size, void*) {
+  if (size != 0 && n > SIZE_MAX / size) {
+    return nullptr;
+  }
+  void* p = nghttp2_malloc(n * size, nullptr);
+  if (p != nullptr) {
+    std::memset(p, 0, n * size);
+  }
+  return p;
+}
+
+void* nghttp2_realloc(void* p, size_t size, void*) {
   if (p == nullptr) {
-    return try_allocate(size);
+    return nghttp2_malloc(size, nullptr);
   }
   Header* h = header_of(p);
   size_t have = capacity(h);
@@ -110,7 +105,7 @@ void* reallocate(void* p, size_t size) {
     grown->size = size;
     return grown + 1;
   }
-  void* moved = try_allocate(size);
+  void* moved = nghttp2_malloc(size, nullptr);
   if (moved != nullptr) {
     std::memcpy(moved, p, have);
     release(p);
@@ -118,43 +113,8 @@ void* reallocate(void* p, size_t size) {
   return moved;
 }
 
-void* nghttp2_malloc(size_t size, void*) {
-  return try_allocate(size);
-}
-
-void nghttp2_free(void* p, void*) {
-  release(p);
-}
-
-void* nghttp2_calloc(size_t n, size_t size, void*) {
-  if (size != 0 && n > SIZE_MAX / size) {
-    return nullptr;
-  }
-  void* p = try_allocate(n * size);
-  if (p != nullptr) {
-    std::memset(p, 0, n * size);
-  }
-  return p;
-}
-
-void* nghttp2_realloc(void* p, size_t size, void*) {
-  return reallocate(p, size);
-}
-
 nghttp2_mem allocator = {nullptr, &nghttp2_malloc, &nghttp2_free, &nghttp2_calloc,
                          &nghttp2_realloc};
-
-void* openssl_malloc(size_t size, const char*, int) {
-  return try_allocate(size);
-}
-
-void* openssl_realloc(void* p, size_t size, const char*, int) {
-  return reallocate(p, size);
-}
-
-void openssl_free(void* p, const char*, int) {
-  release(p);
-}
 
 }  // namespace
 
@@ -165,7 +125,7 @@ void* allocate(size_t size) {
     h->size = size;
     return h + 1;
   }
-  size_t cls = class_of(size);
+  size_t cls = size == 0 ? 0 : (size - 1) / GRANULE;
   Header* h = lists.head[cls];
   if (h != nullptr) {
     lists.head[cls] = h->next;
@@ -173,7 +133,7 @@ void* allocate(size_t size) {
     ASAN_UNPOISON_MEMORY_REGION(h + 1, capacity(h));
     return h + 1;
   }
-  h = from_malloc(class_capacity(cls));
+  h = from_malloc((cls + 1) * GRANULE);
   h->cls = static_cast<uint32_t>(cls);
   return h + 1;
 }
@@ -207,14 +167,6 @@ size_t cached_blocks() {
 
 nghttp2_mem* nghttp2_allocator() {
   return &allocator;
-}
-
-void serve_libevent() {
-  event_set_mem_functions(&try_allocate, &reallocate, &release);
-}
-
-bool serve_openssl() {
-  return CRYPTO_set_mem_functions(&openssl_malloc, &openssl_realloc, &openssl_free) == 1;
 }
 
 }  // namespace fd::proxy::block_cache

@@ -7,11 +7,9 @@
 namespace fd::proxy {
 
 // Per-thread caches of freed memory blocks by size class, for what is made and destroyed once
-// per request or more: HTTP/2 streams, exchanges, nghttp2's per-stream state, libevent's
-// buffer chains and OpenSSL's record buffers (SSL_MODE_RELEASE_BUFFERS frees them after each
-// record and allocates them again for the next). With hundreds of requests in flight, glibc's
-// per-thread cache (7 blocks per size, none above 1 KiB) runs dry and its bins split and merge
-// chunks on every call; popping a block off a list does not.
+// per request or more: HTTP/2 streams, exchanges and nghttp2's own per-stream state. With
+// hundreds of requests in flight, glibc's per-thread cache (7 blocks per size) runs dry and
+// its bins split and merge chunks on every call; popping a block off a list does not.
 //
 // Blocks up to MAX_BLOCK bytes are cached, at most CLASS_BUDGET bytes of them per size class
 // and thread; larger ones, and blocks freed while their class is full, go back to free().
@@ -19,7 +17,7 @@ namespace fd::proxy {
 // cached block is poisoned, so that a use after free is still reported.
 namespace block_cache {
 
-inline constexpr size_t MAX_BLOCK = 32 * 1024;
+inline constexpr size_t MAX_BLOCK = 2048;
 inline constexpr size_t CLASS_BUDGET = 512 * 1024;
 
 // |size| bytes aligned for any type; throws std::bad_alloc when memory runs out.
@@ -31,12 +29,6 @@ size_t cached_blocks();
 
 // nghttp2's allocator over these caches, for nghttp2_session_server_new3.
 nghttp2_mem* nghttp2_allocator();
-
-// Make libevent and OpenSSL allocate through these caches. Call each before any other call
-// into that library, so that no block made by malloc reaches release(). serve_openssl() is
-// false when OpenSSL has allocated already; it then keeps its own allocator.
-void serve_libevent();
-bool serve_openssl();
 
 }  // namespace block_cache
 

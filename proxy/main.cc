@@ -17,7 +17,6 @@
 #include "config/load.h"
 #include "config/units.h"
 #include "config/validate.h"
-#include "proxy/block_cache.h"
 #include "proxy/cli.h"
 #include "proxy/health_command.h"
 #include "proxy/server.h"
@@ -110,11 +109,6 @@ std::optional<Config> quick_config(const fd::proxy::CommandLine& cl) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  // First, before anything calls into libevent or OpenSSL (see block_cache.h).
-  fd::proxy::block_cache::serve_libevent();
-  if (!fd::proxy::block_cache::serve_openssl()) {
-    fd::log::warn("OpenSSL allocated before main: its buffers bypass the block cache");
-  }
   std::vector<std::string> args(argv + 1, argv + argc);
   std::optional<std::string> env_config;
   if (const char* env = std::getenv("FRONTDOOR_CONFIG")) {

@@ -1,11 +1,8 @@
 #include "proxy/block_cache.h"
 
-#include <event2/buffer.h>
 #include <gtest/gtest.h>
-#include <openssl/crypto.h>
 
 #include <cstdint>
-#include <cstdlib>
 #include <cstring>
 #include <thread>
 #include <vector>
@@ -49,19 +46,6 @@ TEST(BlockCache, BlocksAreAlignedForAnyType) {
     for (void* p : blocks) {
       block_cache::release(p);
     }
-  });
-}
-
-TEST(BlockCache, RecordSizedBlocksAreKeptByFourKibClass) {
-  on_fresh_thread([] {
-    void* a = block_cache::allocate(16712);
-    block_cache::release(a);
-    EXPECT_EQ(block_cache::allocate(20480), a);  // 16 KiB + 1 .. 20 KiB share a class
-    void* b = block_cache::allocate(16384);      // the class below
-    EXPECT_NE(b, a);
-    block_cache::release(a);
-    block_cache::release(b);
-    EXPECT_EQ(block_cache::cached_blocks(), 2u);
   });
 }
 
@@ -128,41 +112,6 @@ TEST(BlockCache, Nghttp2ReallocKeepsTheBytes) {
     mem->free(z, mem->mem_user_data);
     EXPECT_EQ(mem->calloc(SIZE_MAX / 2, 4, mem->mem_user_data), nullptr);
   });
-}
-
-// Switching a library to the cache is safe only before it allocates anything, so these run in
-// a process of their own (the threadsafe style starts the test binary afresh).
-TEST(BlockCacheDeathTest, LibeventBuffersComeAndGoThroughTheCache) {
-  GTEST_FLAG_SET(death_test_style, "threadsafe");
-  EXPECT_EXIT(
-      {
-        block_cache::serve_libevent();
-        evbuffer* buf = evbuffer_new();
-        evbuffer_add(buf, "0123456789", 10);
-        size_t before = block_cache::cached_blocks();
-        evbuffer_free(buf);  // the buffer and its chain
-        std::exit(block_cache::cached_blocks() >= before + 2 ? 0 : 1);
-      },
-      testing::ExitedWithCode(0), "");
-}
-
-TEST(BlockCacheDeathTest, OpensslRecordSizedBuffersComeAndGoThroughTheCache) {
-  GTEST_FLAG_SET(death_test_style, "threadsafe");
-  EXPECT_EXIT(
-      {
-        if (!block_cache::serve_openssl()) {
-          std::exit(2);
-        }
-        // The size of a TLS read buffer: a full record and its header room.
-        void* record = OPENSSL_malloc(16712);
-        size_t before = block_cache::cached_blocks();
-        OPENSSL_free(record);
-        void* again = OPENSSL_malloc(16712);
-        bool reused = block_cache::cached_blocks() == before && again == record;
-        OPENSSL_free(again);
-        std::exit(block_cache::cached_blocks() == before + 1 && reused ? 0 : 1);
-      },
-      testing::ExitedWithCode(0), "");
 }
 
 // GCC names AddressSanitizer with a macro, clang with a feature test.
