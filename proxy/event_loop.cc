@@ -20,7 +20,8 @@ EventLoop::EventLoop() {
   base_ = event_base_new_with_config(cfg);
   event_config_free(cfg);
   wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  if (base_ == nullptr || wake_fd_ < 0) {
+  if (base_ == nullptr || wake_fd_ < 0 ||
+      event_base_priority_init(base_, DeferredWrites::PRIORITIES) != 0) {
     log::error("event loop setup failed");
     std::abort();
   }
@@ -52,11 +53,17 @@ EventLoop::~EventLoop() {
   ::close(wake_fd_);
 }
 
+// One event_base_loop call per wakeup, so that deferred_writes_ hears each time the loop runs
+// dry.
 void EventLoop::run() {
-  event_base_loop(base_, EVLOOP_NO_EXIT_ON_EMPTY);
+  exiting_ = false;
+  while (!exiting_ && event_base_loop(base_, EVLOOP_ONCE | EVLOOP_NO_EXIT_ON_EMPTY) == 0) {
+    deferred_writes_.ran_dry();
+  }
 }
 
 void EventLoop::exit() {
+  exiting_ = true;
   event_base_loopbreak(base_);
 }
 

@@ -9,6 +9,8 @@
 #include <mutex>
 #include <vector>
 
+#include "proxy/deferred_writes.h"
+
 namespace fd::proxy {
 
 // Base for objects that must not be destroyed while one of their callbacks is on the stack
@@ -27,8 +29,9 @@ class EventLoop {
   EventLoop& operator=(const EventLoop&) = delete;
 
   event_base* base() const { return base_; }
+  DeferredWrites& deferred_writes() { return deferred_writes_; }
 
-  // Runs until exit() is called or nothing is left to wait for. Loop thread.
+  // Runs until exit() is called. Loop thread.
   void run();
   // Makes run() return after the current callbacks. Loop thread.
   void exit();
@@ -46,6 +49,8 @@ class EventLoop {
   static void on_deferred(evutil_socket_t, short, void* arg);
 
   event_base* base_;
+  DeferredWrites deferred_writes_;
+  bool exiting_ = false;
   int wake_fd_;  // eventfd that post() writes to wake the loop
   event* post_event_;
   event* defer_event_;

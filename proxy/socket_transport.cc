@@ -27,6 +27,7 @@ SocketTransport::SocketTransport(EventLoop& loop, int fd, Handler* handler)
     : Transport(fd, handler),
       in_(evbuffer_new()),
       out_(evbuffer_new()),
+      deferred_writes_(loop.deferred_writes()),
       read_ev_(event_new(loop.base(), fd, EV_READ | EV_PERSIST, &SocketTransport::on_read, this)),
       write_ev_(event_new(loop.base(), fd, EV_WRITE, &SocketTransport::on_write, this)),
       read_timer_(loop, [this] { handler_->on_closed(false, true, "timeout"); }),
@@ -36,6 +37,7 @@ SocketTransport::SocketTransport(EventLoop& loop, int fd, Handler* handler)
 }
 
 SocketTransport::~SocketTransport() {
+  stop_waiting();
   closed_ = true;
   evbuffer_free(in_);
   evbuffer_free(out_);
@@ -84,6 +86,7 @@ void SocketTransport::close() {
   closed_ = true;
   event_del(read_ev_);
   event_del(write_ev_);
+  stop_waiting();
   read_timer_.cancel();
   write_registered_ = false;
 }
@@ -125,8 +128,8 @@ size_t SocketTransport::read_size(size_t total) const {
 }
 
 void SocketTransport::update_read_event() {
-  bool want = !closed_ && !connecting_ && !eof_ &&
-              (handshaking_ || (read_enabled_ && !input_full()));
+  bool want =
+      !closed_ && !connecting_ && !eof_ && (handshaking_ || (read_enabled_ && !input_full()));
   if (want == read_registered_) {
     return;
   }
@@ -159,10 +162,24 @@ void SocketTransport::schedule_write() {
     return;
   }
   write_queued_ = true;
-  event_active(write_ev_, EV_WRITE, 0);
+  if (defer_writes_ && deferred_writes_.busy()) {
+    write_waiting_ = true;
+    deferred_writes_.defer(write_ev_);
+  } else {
+    event_active(write_ev_, EV_WRITE, 0);
+  }
+}
+
+void SocketTransport::stop_waiting() {
+  if (write_waiting_) {
+    write_waiting_ = false;
+    deferred_writes_.forget(write_ev_);
+  }
 }
 
 void SocketTransport::add_write_event() {
+  // Waiting for room is not deferred: the bytes have waited already.
+  event_priority_set(write_ev_, DeferredWrites::NORMAL);
   if (write_timeout_.count() > 0) {
     timeval tv = to_timeval(write_timeout_);
     event_add(write_ev_, &tv);
@@ -192,6 +209,7 @@ void SocketTransport::on_read(evutil_socket_t, short, void* arg) {
   if (self->closed_) {
     return;
   }
+  self->deferred_writes_.note_read();
   self->restart_read_timer();
   self->read_available();
 }
@@ -226,6 +244,7 @@ void SocketTransport::finish_read(size_t total, bool eof, const std::string& err
 void SocketTransport::on_write(evutil_socket_t, short what, void* arg) {
   auto* self = static_cast<SocketTransport*>(arg);
   // Fired by epoll or the timeout (a one-shot event, no longer registered) or activated.
+  self->stop_waiting();
   self->write_queued_ = false;
   self->write_registered_ = false;
   if (self->closed_) {

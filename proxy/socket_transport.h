@@ -15,7 +15,8 @@ namespace fd::proxy {
 // output. Unlike a bufferevent it keeps the read event registered with epoll while reading is
 // wanted, and writes in a callback activated on the loop (no epoll_ctl) once the current
 // callbacks are done, so a request and its answer cost no epoll_ctl unless a socket is full:
-// the write event is registered only while output waits for room. Subclasses say how bytes
+// the write event is registered only while output waits for room. Upstream connections may
+// write later still, when their loop is busy (deferred_writes.h). Subclasses say how bytes
 // cross the socket (read_available, write_pending).
 class SocketTransport : public Transport {
  public:
@@ -34,6 +35,8 @@ class SocketTransport : public Transport {
 
   // Accepted sockets read at once; outgoing ones once connected.
   void start(bool connecting);
+  // Lets writes wait while the loop is busy (deferred_writes.h): for connections to upstreams.
+  void defer_writes() { defer_writes_ = true; }
 
   // The socket is readable (or input_buffered() was set when reading resumed).
   virtual void read_available() = 0;
@@ -75,6 +78,7 @@ class SocketTransport : public Transport {
  private:
   bool input_full() const { return max_input_ != 0 && evbuffer_get_length(in_) >= max_input_; }
   void add_write_event();
+  void stop_waiting();
   // Runs the read timeout from now while the read event is registered, else stops it.
   void restart_read_timer();
   void size_first_read(size_t total);
@@ -84,6 +88,7 @@ class SocketTransport : public Transport {
   static void on_read(evutil_socket_t, short what, void* arg);
   static void on_write(evutil_socket_t, short what, void* arg);
 
+  DeferredWrites& deferred_writes_;
   event* read_ev_;
   event* write_ev_;
   // The read timeout lives apart from read_ev_: a libevent event with a timeout re-adds it to
@@ -98,6 +103,8 @@ class SocketTransport : public Transport {
   bool read_registered_ = false;
   bool connecting_ = false;
   bool eof_ = false;
+  bool defer_writes_ = false;
+  bool write_waiting_ = false;     // write_ev_ queued in DeferredWrites
   bool write_queued_ = false;      // write_ev_ activated, its callback not yet run
   bool write_registered_ = false;  // write_ev_ added: waiting for room (or for the connect)
 };

@@ -20,6 +20,7 @@ class TcpTransport final : public SocketTransport {
   TcpTransport(EventLoop& loop, int fd, Handler* handler)
       : SocketTransport(loop, fd, handler) {}
 
+  using SocketTransport::defer_writes;
   using SocketTransport::start;
 
  private:
@@ -122,6 +123,7 @@ Result<std::unique_ptr<Transport>> Transport::connect_tcp(EventLoop& loop, const
     return make_error(Errc::io, reason);
   }
   auto t = std::make_unique<TcpTransport>(loop, fd, handler);
+  t->defer_writes();
   // Even a connect that completed at once reports through on_connected, from the loop.
   t->start(true);
   return std::unique_ptr<Transport>(std::move(t));

@@ -219,5 +219,99 @@ TEST_F(TcpTransportTest, ConnectReportsARefusedPortAndAConnectedOne) {
   ::close(server);
 }
 
+// A listening socket on 127.0.0.1 and an upstream transport connected to it.
+class UpstreamWriteTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    server_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(::bind(server_, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    socklen_t len = sizeof addr;
+    ASSERT_EQ(::getsockname(server_, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+    ASSERT_EQ(::listen(server_, 1), 0);
+    auto c = Transport::connect_tcp(loop_, reinterpret_cast<sockaddr*>(&addr), sizeof addr, &rec_);
+    ASSERT_TRUE(c);
+    upstream_ = std::move(*c);
+    rec_.transport = upstream_.get();
+    run_for(std::chrono::milliseconds(100));
+    ASSERT_EQ(rec_.events, "c");
+    peer_ = ::accept4(server_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    ASSERT_GE(peer_, 0);
+  }
+  void TearDown() override {
+    ::close(peer_);
+    ::close(server_);
+  }
+
+  void run_for(std::chrono::milliseconds limit) {
+    Timer guard(loop_, [this] { loop_.exit(); });
+    guard.arm(limit);
+    loop_.run();
+  }
+  void make_loop_busy() {
+    for (int i = 0; i < DeferredWrites::BUSY_READS; ++i) {
+      loop_.deferred_writes().note_read();
+    }
+    ASSERT_TRUE(loop_.deferred_writes().busy());
+  }
+  std::string peer_received() {
+    char buf[64];
+    ssize_t n = ::read(peer_, buf, sizeof buf);
+    return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
+  }
+
+  EventLoop loop_;
+  Recorder rec_{loop_};
+  std::unique_ptr<Transport> upstream_;
+  int server_ = -1;
+  int peer_ = -1;
+};
+
+TEST_F(UpstreamWriteTest, WaitsWhileTheLoopIsBusyThenLeaves) {
+  make_loop_busy();
+  evbuffer_add(upstream_->output(), "GET", 3);
+  EXPECT_EQ(loop_.deferred_writes().waiting(), 1u);
+  run_for(std::chrono::milliseconds(50));
+  EXPECT_EQ(loop_.deferred_writes().waiting(), 0u);
+  EXPECT_EQ(peer_received(), "GET");
+  EXPECT_EQ(rec_.events, "cd");
+}
+
+TEST_F(UpstreamWriteTest, WritesAtTheEndOfThePassWhenTheLoopIsNotBusy) {
+  evbuffer_add(upstream_->output(), "GET", 3);
+  EXPECT_EQ(loop_.deferred_writes().waiting(), 0u);
+  run_for(std::chrono::milliseconds(50));
+  EXPECT_EQ(peer_received(), "GET");
+}
+
+TEST_F(UpstreamWriteTest, AClosedOrFreedUpstreamLeavesNoWaitingWrite) {
+  make_loop_busy();
+  evbuffer_add(upstream_->output(), "GET", 3);
+  upstream_->close();
+  EXPECT_EQ(loop_.deferred_writes().waiting(), 0u);
+  run_for(std::chrono::milliseconds(50));
+  EXPECT_EQ(peer_received(), "");
+
+  // A second upstream freed while its write waits: the loop must not touch its event again.
+  Recorder other(loop_);
+  sockaddr_in addr{};
+  socklen_t len = sizeof addr;
+  ASSERT_EQ(::getsockname(server_, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  auto c = Transport::connect_tcp(loop_, reinterpret_cast<sockaddr*>(&addr), sizeof addr, &other);
+  ASSERT_TRUE(c);
+  other.transport = c->get();
+  run_for(std::chrono::milliseconds(50));
+  ASSERT_EQ(other.events, "c");
+  make_loop_busy();
+  evbuffer_add((*c)->output(), "GET", 3);
+  EXPECT_EQ(loop_.deferred_writes().waiting(), 1u);
+  c->reset();
+  EXPECT_EQ(loop_.deferred_writes().waiting(), 0u);
+  run_for(std::chrono::milliseconds(50));
+  EXPECT_EQ(other.events, "c");
+}
+
 }  // namespace
 }  // namespace fd::proxy
