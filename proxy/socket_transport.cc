@@ -128,8 +128,8 @@ size_t SocketTransport::read_size(size_t total) const {
 }
 
 void SocketTransport::update_read_event() {
-  bool want =
-      !closed_ && !connecting_ && !eof_ && (handshaking_ || (read_enabled_ && !input_full()));
+  bool want = !closed_ && !connecting_ && !eof_ &&
+              (handshaking_ || (read_enabled_ && !input_full()));
   if (want == read_registered_) {
     return;
   }
