@@ -43,6 +43,23 @@ class Recorder : public Transport::Handler {
   EventLoop& loop_;
 };
 
+// Runs |loop| until something calls exit(), for at most |limit|.
+void run_loop_for(EventLoop& loop, std::chrono::milliseconds limit) {
+  Timer guard(loop, [&loop] { loop.exit(); });
+  guard.arm(limit);
+  loop.run();
+}
+
+// Binds |fd| to a free port on 127.0.0.1 and stores that address in |addr|.
+void bind_loopback(int fd, sockaddr_in* addr) {
+  *addr = sockaddr_in{};
+  addr->sin_family = AF_INET;
+  addr->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(addr), sizeof *addr), 0);
+  socklen_t len = sizeof *addr;
+  ASSERT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(addr), &len), 0);
+}
+
 class TcpTransportTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -50,11 +67,7 @@ class TcpTransportTest : public ::testing::Test {
   }
   void TearDown() override { ::close(fds_[1]); }
 
-  void run_for(std::chrono::milliseconds limit) {
-    Timer guard(loop_, [this] { loop_.exit(); });
-    guard.arm(limit);
-    loop_.run();
-  }
+  void run_for(std::chrono::milliseconds limit) { run_loop_for(loop_, limit); }
 
   // A transport on our end of the pair that reports to |rec|.
   std::unique_ptr<Transport> accept(Recorder& rec) {
@@ -178,13 +191,10 @@ TEST_F(TcpTransportTest, SettingNoReadTimeoutClearsThePreviousOne) {
 TEST_F(TcpTransportTest, ConnectReportsARefusedPortAndAConnectedOne) {
   // A port that was listening and is closed again refuses.
   int probe = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::bind(probe, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-  socklen_t len = sizeof addr;
-  ASSERT_EQ(::getsockname(probe, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  sockaddr_in addr;
+  bind_loopback(probe, &addr);
   ::close(probe);
+  ASSERT_FALSE(HasFatalFailure());
 
   Recorder refused(loop_);
   auto r = Transport::connect_tcp(loop_, reinterpret_cast<sockaddr*>(&addr), sizeof addr, &refused);
@@ -198,9 +208,8 @@ TEST_F(TcpTransportTest, ConnectReportsARefusedPortAndAConnectedOne) {
   }
 
   int server = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  addr.sin_port = 0;
-  ASSERT_EQ(::bind(server, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-  ASSERT_EQ(::getsockname(server, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  bind_loopback(server, &addr);
+  ASSERT_FALSE(HasFatalFailure());
   ASSERT_EQ(::listen(server, 1), 0);
   Recorder ok(loop_);
   auto c = Transport::connect_tcp(loop_, reinterpret_cast<sockaddr*>(&addr), sizeof addr, &ok);
@@ -224,14 +233,10 @@ class UpstreamWriteTest : public ::testing::Test {
  protected:
   void SetUp() override {
     server_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ASSERT_EQ(::bind(server_, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-    socklen_t len = sizeof addr;
-    ASSERT_EQ(::getsockname(server_, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+    bind_loopback(server_, &addr_);
+    ASSERT_FALSE(HasFatalFailure());
     ASSERT_EQ(::listen(server_, 1), 0);
-    auto c = Transport::connect_tcp(loop_, reinterpret_cast<sockaddr*>(&addr), sizeof addr, &rec_);
+    auto c = Transport::connect_tcp(loop_, upstream_addr(), sizeof addr_, &rec_);
     ASSERT_TRUE(c);
     upstream_ = std::move(*c);
     rec_.transport = upstream_.get();
@@ -245,11 +250,8 @@ class UpstreamWriteTest : public ::testing::Test {
     ::close(server_);
   }
 
-  void run_for(std::chrono::milliseconds limit) {
-    Timer guard(loop_, [this] { loop_.exit(); });
-    guard.arm(limit);
-    loop_.run();
-  }
+  void run_for(std::chrono::milliseconds limit) { run_loop_for(loop_, limit); }
+  const sockaddr* upstream_addr() const { return reinterpret_cast<const sockaddr*>(&addr_); }
   void make_loop_busy() {
     for (int i = 0; i < DeferredWrites::BUSY_READS; ++i) {
       loop_.deferred_writes().note_read();
@@ -265,6 +267,7 @@ class UpstreamWriteTest : public ::testing::Test {
   EventLoop loop_;
   Recorder rec_{loop_};
   std::unique_ptr<Transport> upstream_;
+  sockaddr_in addr_{};
   int server_ = -1;
   int peer_ = -1;
 };
@@ -296,10 +299,7 @@ TEST_F(UpstreamWriteTest, AClosedOrFreedUpstreamLeavesNoWaitingWrite) {
 
   // A second upstream freed while its write waits: the loop must not touch its event again.
   Recorder other(loop_);
-  sockaddr_in addr{};
-  socklen_t len = sizeof addr;
-  ASSERT_EQ(::getsockname(server_, reinterpret_cast<sockaddr*>(&addr), &len), 0);
-  auto c = Transport::connect_tcp(loop_, reinterpret_cast<sockaddr*>(&addr), sizeof addr, &other);
+  auto c = Transport::connect_tcp(loop_, upstream_addr(), sizeof addr_, &other);
   ASSERT_TRUE(c);
   other.transport = c->get();
   run_for(std::chrono::milliseconds(50));
