@@ -45,6 +45,13 @@ void append_forwarded_host(std::string* out, std::string_view host) {
   out->append(host);
 }
 
+// A Connection header may not take away the fields that frame or address the message
+// (RFC 9110 §7.6.1 forbids naming them): "Connection: content-length" would otherwise send a
+// body upstream without its length, to be read there as the next request.
+bool connection_may_name(std::string_view name) {
+  return !iequals(name, "content-length") && !iequals(name, "host");
+}
+
 }  // namespace
 
 HopByHop::HopByHop(const std::vector<Header>& headers) : headers_(headers) {
@@ -57,10 +64,7 @@ HopByHop::HopByHop(const std::vector<Header>& headers) : headers_(headers) {
       size_t comma = list.find(',');
       std::string_view token = trim_ows(list.substr(0, comma));
       list.remove_prefix(comma == std::string_view::npos ? list.size() : comma + 1);
-      // A Connection header may not take away the fields that frame or address the message
-      // (RFC 9110 §7.6.1 forbids naming them): "Connection: content-length" would otherwise
-      // send a body upstream without its length, to be read there as the next request.
-      if (token.empty() || iequals(token, "content-length") || iequals(token, "host")) {
+      if (token.empty() || !connection_may_name(token)) {
         continue;
       }
       if (named_count_ == MAX_NAMED) {
@@ -82,7 +86,7 @@ bool HopByHop::contains(std::string_view name) const {
     return true;
   }
   if (too_many_named_) {
-    if (iequals(name, "content-length") || iequals(name, "host")) {
+    if (!connection_may_name(name)) {
       return false;
     }
     for (const auto& h : headers_) {
